@@ -1,0 +1,1 @@
+"""Filter pruning (masks, automated gradual schedule, physical removal) and FLOP counting."""
