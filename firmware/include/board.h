@@ -1,0 +1,25 @@
+/*
+ * Board support interface: one implementation per family in src/board/,
+ * chosen by the board profile's `family` at build time.
+ *
+ * All functions are polled (no interrupts except SysTick) so the firmware
+ * has no concurrency: the host sends one request and waits for its reply.
+ */
+#ifndef HARNESS_BOARD_H
+#define HARNESS_BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Set up clocks, pins and the UART at 115200 baud 8N1; called once before main. */
+void board_init(void);
+
+/* Send `len` bytes, blocking until the UART has accepted all of them. */
+void board_uart_write(const uint8_t *data, size_t len);
+
+/* Return the next received byte (0..255), or -1 when none is waiting. */
+int board_uart_read_byte(void);
+
+#define BOARD_UART_BAUD 115200UL
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * Inference runtime interface, implemented by the glue of each runtime
+ * (runtime/generated/runtime.c, runtime/tflm/runtime.cc).  The glue is the
+ * only firmware code that includes the model's header, so a new model
+ * recompiles the model sources and the glue and nothing else.
+ *
+ * Ownership: the input and output buffers are static arrays owned by the
+ * runtime; the protocol writes input bytes into runtime_input() and reads
+ * the result from runtime_output() after runtime_invoke() returned 0.
+ */
+#ifndef HARNESS_RUNTIME_H
+#define HARNESS_RUNTIME_H
+
+#include <stdint.h>
+
+struct runtime_info {
+    const char *runtime_name;    /* "generated" or "tflm" */
+    const char *model_hash;      /* MODEL_HASH: 16 hex digits of SHA-256(model.tflite) */
+    uint32_t input_bytes;        /* MODEL_INPUT_BYTES */
+    uint32_t output_bytes;       /* MODEL_OUTPUT_BYTES */
+    uint32_t arena_bytes;        /* MODEL_ARENA_BYTES (TFLM: arena size given to the interpreter) */
+    float input_scale;
+    int32_t input_zero_point;
+    float output_scale;
+    int32_t output_zero_point;
+};
+
+extern const struct runtime_info g_runtime_info;
+
+/* Prepare the runtime once at boot; returns 0 or a negative status. */
+int runtime_init(void);
+
+/* Run one inference on runtime_input(); returns 0 or a nonzero status. */
+int runtime_invoke(void);
+
+int8_t *runtime_input(void);
+const int8_t *runtime_output(void);
+
+/* Arena bytes in use after runtime_init (TFLM: arena_used_bytes()). */
+uint32_t runtime_arena_used_bytes(void);
+
+#endif
