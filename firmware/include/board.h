@@ -2,8 +2,9 @@
  * Board support interface: one implementation per family in src/board/,
  * chosen by the board profile's `family` at build time.
  *
- * All functions are polled (no interrupts except SysTick) so the firmware
- * has no concurrency: the host sends one request and waits for its reply.
+ * Data moves by polling; interrupts only wake the core from WFI and count
+ * SysTick wraps, so the firmware has no concurrency: the host sends one
+ * request and waits for its reply.
  */
 #ifndef HARNESS_BOARD_H
 #define HARNESS_BOARD_H
@@ -19,6 +20,16 @@ void board_uart_write(const uint8_t *data, size_t len);
 
 /* Return the next received byte (0..255), or -1 when none is waiting. */
 int board_uart_read_byte(void);
+
+/*
+ * Sleep (WFI) until the UART may have received a byte.  Under QEMU this
+ * stops the emulator from spinning on the status register, which both frees
+ * the host CPU and lets QEMU deliver serial input sooner.  The default is an
+ * empty function (plain polling); a family overrides it together with
+ * board_irq_handler(), which serves every external interrupt.
+ */
+void board_uart_wait(void);
+void board_irq_handler(void);
 
 #define BOARD_UART_BAUD 115200UL
 

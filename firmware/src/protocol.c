@@ -286,6 +286,7 @@ void protocol_serve(void)
     for (;;) {
         int byte = board_uart_read_byte();
         if (byte < 0) {
+            board_uart_wait();
             continue;
         }
         uint8_t value = (uint8_t)byte;

@@ -42,8 +42,14 @@ void UsageFault_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void SVC_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void PendSV_Handler(void) __attribute__((weak, alias("Default_Handler")));
 
-/* Core exceptions only: the firmware polls every peripheral. */
-__attribute__((section(".isr_vector"), used)) const void *const g_vectors[16] = {
+/* Families without a UART wake-up interrupt keep these empty defaults. */
+__attribute__((weak)) void board_irq_handler(void) {}
+__attribute__((weak)) void board_uart_wait(void) {}
+
+#define EXTERNAL_IRQS 64
+
+/* Core exceptions, then every external interrupt to board_irq_handler(). */
+__attribute__((section(".isr_vector"), used)) const void *const g_vectors[16 + EXTERNAL_IRQS] = {
     __stack_top,
     (const void *)Reset_Handler,
     (const void *)NMI_Handler,
@@ -60,6 +66,7 @@ __attribute__((section(".isr_vector"), used)) const void *const g_vectors[16] = 
     0,
     (const void *)PendSV_Handler,
     (const void *)SysTick_Handler,
+    [16 ... 16 + EXTERNAL_IRQS - 1] = (const void *)board_irq_handler,
 };
 
 __attribute__((noinline)) static void paint_stack(void)

@@ -26,7 +26,13 @@
 #define USART_SR_TXE (1UL << 7)
 #define USART_CR1_RE (1UL << 2)
 #define USART_CR1_TE (1UL << 3)
+#define USART_CR1_RXNEIE (1UL << 5)
 #define USART_CR1_UE (1UL << 13)
+
+/* USART1 global interrupt: IRQ 37, bit 5 of NVIC_ISER1 / NVIC_ICER1. */
+#define NVIC_ISER1 REG(0xE000E104UL)
+#define NVIC_ICER1 REG(0xE000E184UL)
+#define USART1_IRQ_BIT (37 - 32)
 
 void board_init(void)
 {
@@ -40,7 +46,27 @@ void board_init(void)
 
     /* Oversampling by 16: BRR = f_PCLK2 / baud, rounded. */
     USART1_BRR = (BOARD_CLOCK_HZ + BOARD_UART_BAUD / 2) / BOARD_UART_BAUD;
-    USART1_CR1 = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE;
+    USART1_CR1 = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE | USART_CR1_RXNEIE;
+}
+
+void board_irq_handler(void)
+{
+    /* Only wakes the core from board_uart_wait(); the byte stays in DR.
+     * The interrupt line stays high until DR is read, so the handler masks
+     * the interrupt in the NVIC instead of returning into it again. */
+    NVIC_ICER1 = 1UL << USART1_IRQ_BIT;
+}
+
+void board_uart_wait(void)
+{
+    /* With interrupts masked, a byte arriving between the check and WFI
+     * still wakes WFI, and the handler runs after cpsie. */
+    __asm volatile("cpsid i" ::: "memory");
+    if (!(USART1_SR & USART_SR_RXNE)) {
+        NVIC_ISER1 = 1UL << USART1_IRQ_BIT;
+        __asm volatile("dsb\n\twfi" ::: "memory");
+    }
+    __asm volatile("cpsie i" ::: "memory");
 }
 
 void board_uart_write(const uint8_t *data, size_t len)

@@ -1,0 +1,230 @@
+"""Firmware builds through PlatformIO, offline.
+
+PlatformIO runs with its core directory inside the project
+(`firmware/.pio/core`), which this module creates from committed files: the
+project-local platform (`firmware/platform`, linked by platformio.ini) and a
+`tool-scons` package folder (`firmware/tools/tool-scons`) that runs the
+SCons installed from PyPI.  With both in place PlatformIO has nothing to
+download, so builds work on a fresh machine with an empty ~/.platformio.
+
+Each (board, runtime, variant) gets its own build directory, so SCons keeps
+the board support, protocol and runtime objects between trials and
+recompiles only the model's translation units; the `empty` variant builds
+the same firmware with the empty model once, for the model's memory share.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import BuildError, ConfigError
+from harness.hil.boards import REPO_DIR, BoardProfile
+from harness.hil.memory import MemoryOverflow, MemoryUsage, measure_memory, parse_overflows
+
+logger = logging.getLogger(__name__)
+
+FIRMWARE_DIR = REPO_DIR / "firmware"
+CORE_DIR = FIRMWARE_DIR / ".pio" / "core"
+BUILD_ROOT = FIRMWARE_DIR / ".pio" / "build"
+EMPTY_MODEL_DIR = FIRMWARE_DIR / "models" / "empty"
+TOOL_SCONS_DIR = FIRMWARE_DIR / "tools" / "tool-scons"
+RUNTIMES = ("generated", "tflm")
+BUILD_TIMEOUT_S = 600
+
+_COMPILED_RE = re.compile(r"^Compiling (\S+)$", re.MULTILINE)
+
+
+@dataclass
+class BuildResult:
+    """One firmware build.
+
+    `elf_path` and `map_path` are None when the image does not fit; then
+    `overflows` names each region and by how many bytes it overflowed.
+    `compiled` lists the object files SCons rebuilt (source: PlatformIO's
+    "Compiling" lines), `seconds` the wall time of `pio run`.
+    """
+
+    board: str
+    runtime: str
+    model_dir: Path
+    build_dir: Path
+    seconds: float
+    compiled: list[str]
+    elf_path: Path | None = None
+    map_path: Path | None = None
+    memory: MemoryUsage | None = None
+    overflows: list[MemoryOverflow] = field(default_factory=list)
+    log: str = ""
+
+    @property
+    def fits(self) -> bool:
+        return not self.overflows
+
+
+def ensure_platformio_core() -> Path:
+    """Create the offline PlatformIO core directory; return its path.
+
+    Copies the committed `tool-scons` stand-in into `packages/` with the
+    `.piopm` record PlatformIO uses to recognize an installed package
+    (owner platformio, version 4.41101.0, what PlatformIO 6.2.0 requires).
+    """
+    package_dir = CORE_DIR / "packages" / "tool-scons"
+    marker = package_dir / ".piopm"
+    for source in TOOL_SCONS_DIR.iterdir():
+        target = package_dir / source.name
+        if not target.is_file() or target.read_bytes() != source.read_bytes():
+            package_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+    version = json.loads((TOOL_SCONS_DIR / "package.json").read_text())["version"]
+    record = {
+        "type": "tool",
+        "name": "tool-scons",
+        "version": version,
+        "spec": {"owner": "platformio", "id": None, "name": "tool-scons", "requirements": None, "uri": None},
+    }
+    if not marker.is_file() or json.loads(marker.read_text()) != record:
+        marker.write_text(json.dumps(record))
+    return CORE_DIR
+
+
+def check_runtime(runtime: str, model_dir: Path) -> None:
+    """Raise ConfigError when `runtime` cannot build `model_dir` here, saying how to fix it."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime {runtime!r} is unknown; use one of {', '.join(RUNTIMES)}")
+    if not (model_dir / "model.h").is_file():
+        raise ConfigError(f"{model_dir} has no model.h; pass an export directory written by `harness export`")
+    if runtime == "generated":
+        if not any(model_dir.glob("*.c")):
+            raise ConfigError(f"{model_dir} has no generated C sources (*.c) for the generated runtime")
+        return
+    tflm_root = os.environ.get("TFLM_ROOT", "")
+    if not tflm_root or not (Path(tflm_root) / "tensorflow" / "lite" / "micro").is_dir():
+        raise ConfigError(
+            "the tflm runtime needs TensorFlow Lite Micro sources: set TFLM_ROOT to a checkout of "
+            "github.com/tensorflow/tflite-micro (the directory holding tensorflow/lite/micro); "
+            f"TFLM_ROOT is {tflm_root!r}. The generated runtime (--runtime generated) needs nothing."
+        )
+    if not (model_dir / "model_data.cc").is_file():
+        raise ConfigError(f"{model_dir} has no model_data.cc (the model as a C array) for the tflm runtime")
+    if not Path("/usr/lib/arm-none-eabi/include/c++").is_dir():
+        raise ConfigError(
+            "the tflm runtime is C++ and needs the ARM C++ library: apt-get install libstdc++-arm-none-eabi-newlib"
+        )
+
+
+def build_dir_for(profile: BoardProfile, runtime: str, variant: str) -> Path:
+    """PlatformIO build_dir of one (runtime, variant); the board's env is a subfolder."""
+    return BUILD_ROOT / f"{runtime}-{variant}"
+
+
+def build_firmware(
+    profile: BoardProfile,
+    model_dir: Path,
+    runtime: str = "generated",
+    *,
+    variant: str = "model",
+    out_dir: Path | None = None,
+) -> BuildResult:
+    """Build the firmware for `profile` with the model in `model_dir`.
+
+    Returns a BuildResult; a memory-region overflow is returned in
+    `overflows`, not raised.  Other build failures raise BuildError with the
+    end of the build log.  With `out_dir`, the ELF and map are copied there
+    (the build directory is reused by the next trial).
+    """
+    model_dir = Path(model_dir).resolve()
+    check_runtime(runtime, model_dir)
+    core_dir = ensure_platformio_core()
+    build_dir = build_dir_for(profile, runtime, variant)
+    build_dir.mkdir(parents=True, exist_ok=True)
+
+    env = dict(os.environ)
+    env.update(
+        PLATFORMIO_CORE_DIR=str(core_dir),
+        PLATFORMIO_BUILD_DIR=str(build_dir),
+        PLATFORMIO_SETTING_ENABLE_TELEMETRY="no",
+        PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL="3650",
+        PLATFORMIO_SETTING_CHECK_PRUNE_SYSTEM_THRESHOLD="0",
+        PLATFORMIO_NO_ANSI="true",
+        HARNESS_MODEL_DIR=str(model_dir),
+        HARNESS_RUNTIME=runtime,
+    )
+    command = [sys.executable, "-m", "platformio", "run", "--project-dir", str(FIRMWARE_DIR), "-e", profile.pio_env]
+
+    # One build at a time per build directory: SCons state is not shared-safe.
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        started = time.perf_counter()
+        try:
+            completed = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, cwd=FIRMWARE_DIR
+            )
+        except subprocess.TimeoutExpired as err:
+            raise BuildError(f"pio run for {profile.name} took over {BUILD_TIMEOUT_S} s") from err
+        seconds = time.perf_counter() - started
+        log = completed.stdout + completed.stderr
+        result = BuildResult(
+            board=profile.name,
+            runtime=runtime,
+            model_dir=model_dir,
+            build_dir=build_dir / profile.pio_env,
+            seconds=seconds,
+            compiled=_COMPILED_RE.findall(log),
+            log=log,
+        )
+
+        if completed.returncode != 0:
+            overflows = parse_overflows(log)
+            if overflows:
+                result.overflows = overflows
+                logger.info(
+                    "board %s: model %s does not fit: %s", profile.name, model_dir,
+                    ", ".join(f"{o.region} by {o.overflow_bytes} B" for o in overflows),
+                )
+                return result
+            tail = "\n".join(log.splitlines()[-30:])
+            raise BuildError(f"firmware build for {profile.name} ({runtime}, {model_dir}) failed:\n{tail}")
+
+        elf_path = result.build_dir / "firmware.elf"
+        map_path = result.build_dir / "firmware.map"
+        if out_dir is not None:
+            out_dir = Path(out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            elf_path = Path(shutil.copy2(elf_path, out_dir / "firmware.elf"))
+            map_path = Path(shutil.copy2(map_path, out_dir / "firmware.map"))
+        result.elf_path = elf_path
+        result.map_path = map_path
+        result.memory = measure_memory(elf_path, map_path, {r.name: r.kind for r in profile.memory})
+
+    logger.info(
+        "board %s: built %s in %.2f s (%d units compiled), flash %d B, RAM %d B",
+        profile.name, model_dir.name, seconds, len(result.compiled),
+        result.memory.flash_bytes, result.memory.ram_bytes,
+    )
+    return result
+
+
+_EMPTY_CACHE: dict[tuple[str, str], MemoryUsage] = {}
+
+
+def empty_model_memory(profile: BoardProfile, runtime: str = "generated") -> MemoryUsage:
+    """Memory of the firmware with the empty model (built once per process, board and runtime)."""
+    key = (profile.name, runtime)
+    if key not in _EMPTY_CACHE:
+        # The empty model has no model_data.cc, so the tflm baseline uses the
+        # generated glue too; its share then includes the interpreter.
+        baseline_runtime = "generated"
+        result = build_firmware(profile, EMPTY_MODEL_DIR, baseline_runtime, variant="empty")
+        assert result.memory is not None, "the empty model always fits"
+        _EMPTY_CACHE[key] = result.memory
+    return _EMPTY_CACHE[key]
