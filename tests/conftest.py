@@ -1,0 +1,5 @@
+"""Shared test configuration: single-threaded torch keeps CPU tests fast and stable."""
+
+import torch
+
+torch.set_num_threads(1)
