@@ -56,8 +56,8 @@ def export_checkpoint(
     """Convert a checkpoint saved by `harness evaluate --save` and write the export directory.
 
     Calibration uses the first `calibration_samples` training samples, the
-    numeric gate the first `gate_samples` validation samples (test samples
-    when the validation split is empty). Returns the export.json record.
+    numeric gate the first `gate_samples` of the validation samples followed
+    by the test samples. Returns the export.json record.
     """
     import torch
 
@@ -79,10 +79,10 @@ def export_checkpoint(
     conversion_s = time.perf_counter() - started
     model_bytes = tflite_path.read_bytes()
 
-    X_heldout = splits.X_val if len(splits.X_val) > 0 else splits.X_test
-    gate = numeric_gate(
-        model, tflite, model_bytes, X_heldout[:gate_samples], min_top1_agreement, min_logit_cosine
-    )
+    # Validation and test samples are both held out from calibration; small
+    # datasets need both for a gate figure that one outlier does not dominate.
+    X_heldout = torch.cat([splits.X_val, splits.X_test])[:gate_samples]
+    gate = numeric_gate(model, tflite, model_bytes, X_heldout, min_top1_agreement, min_logit_cosine)
 
     X_test = splits.X_test.numpy()
     y_test = splits.y_test.numpy().astype(np.int64)
