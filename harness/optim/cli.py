@@ -1,7 +1,85 @@
-"""Subcommands of this area (registered by harness.cli)."""
+"""The `harness bench optimizers` subcommand (registered by harness.cli)."""
+
+from __future__ import annotations
 
 import argparse
+import ast
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _parse_options(items: list[str] | None) -> dict[str, dict]:
+    """Parse `STRATEGY.KEY=VALUE` items into {strategy: {key: value}}."""
+    options: dict[str, dict] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        strategy, dot, name = key.partition(".")
+        if not sep or not dot or not strategy or not name:
+            raise ConfigError(
+                f"--option {item!r}: expected STRATEGY.KEY=VALUE, for example ars.iterations=10"
+            )
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        options.setdefault(strategy, {})[name] = value
+    return options
+
+
+def _bench_optimizers(args: argparse.Namespace) -> int:
+    from harness.optim.bench import plot_hypervolume, read_rows, run_benchmark, write_summary
+
+    out = Path(args.out)
+    path = run_benchmark(
+        problems=args.problems,
+        strategies=args.strategies,
+        seeds=args.seeds,
+        budget=args.budget,
+        out=out,
+        n_init=args.n_init,
+        jobs=args.jobs,
+        options=_parse_options(args.option),
+    )
+    rows = read_rows(path)
+    plot = plot_hypervolume(rows, out / "hv.png")
+    command = "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    summary = write_summary(rows, out / "summary.md", command=command)
+    print(f"wrote {path}, {plot} and {summary}")
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this area's subcommands to the `harness` parser."""
+    """Add `harness bench optimizers` to the `harness` parser."""
+    from harness.optim.optimizer import BENCH_STRATEGIES, STRATEGIES
+    from harness.optim.problems import PROBLEMS
+
+    bench = subparsers.add_parser("bench", help="benchmarks of harness components")
+    kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
+    p = kinds.add_parser(
+        "optimizers",
+        help="feasible hypervolume over evaluations of the optimization strategies",
+        description=(
+            "Run every strategy on every problem for each seed, one evaluation at a time, "
+            "and write DIR/hv.csv (problem, strategy, seed, evaluation, hypervolume, "
+            "proposal_seconds), DIR/hv.png and DIR/summary.md. Runs already in hv.csv are skipped."
+        ),
+    )
+    p.add_argument("--problems", nargs="+", default=list(PROBLEMS), metavar="P",
+                   help=f"problem names (default: all of {', '.join(PROBLEMS)}; also dtlz2_d20_m4, "
+                        "c2dtlz2_dD_mM, discbrake)")
+    p.add_argument("--strategies", nargs="+", default=list(BENCH_STRATEGIES), metavar="S",
+                   help=f"strategy names (default: {', '.join(BENCH_STRATEGIES)}; known: {', '.join(STRATEGIES)})")
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..N-1 (default 5)")
+    p.add_argument("--budget", type=int, default=150, help="evaluations per run (default 150)")
+    p.add_argument("--n-init", type=int, default=10, help="Latin-hypercube initial design size (default 10)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each (default 1)")
+    p.add_argument("--option", action="append", metavar="STRATEGY.KEY=VALUE",
+                   help="strategy option, repeatable, e.g. ars.iterations=10")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=_bench_optimizers)

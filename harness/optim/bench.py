@@ -1,0 +1,292 @@
+"""Benchmark of the strategies: hypervolume over evaluations on test problems.
+
+`run_benchmark` runs every (problem, strategy, seed) with one evaluation at a
+time and appends one row per evaluation to ``hv.csv``:
+
+    problem, strategy, seed, evaluation, hypervolume, proposal_seconds
+
+(the feasible hypervolume after that evaluation, normalized objectives,
+reference point at the origin; the wall time of the `ask` that proposed
+the point). Runs already complete in an existing ``hv.csv`` are skipped, so
+an interrupted benchmark resumes. `plot_hypervolume` draws the median and
+interquartile band per strategy, one panel per problem, and
+`write_summary` ranks the strategies per problem by median final
+hypervolume.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.optim.optimizer import STRATEGIES, Optimizer
+from harness.optim.problems import get_problem
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("problem", "strategy", "seed", "evaluation", "hypervolume", "proposal_seconds")
+
+
+def run_one(
+    problem: str,
+    strategy: str,
+    seed: int,
+    budget: int,
+    n_init: int = 10,
+    options: dict | None = None,
+) -> list[dict]:
+    """Run one optimization and return its rows (one per evaluation)."""
+    import torch
+
+    torch.set_num_threads(1)
+    prob = get_problem(problem)
+    opt = Optimizer(
+        prob.dim, prob.objectives, prob.constraints, strategy=strategy, seed=seed,
+        n_init=n_init, options=options or {},
+    )
+    rows = []
+    for i in range(budget):
+        t0 = time.perf_counter()
+        x = opt.ask(1)[0]
+        seconds = time.perf_counter() - t0
+        try:
+            f, c = prob.evaluate(x)
+        except Exception as err:  # a problem that cannot evaluate a point is a failed trial
+            opt.tell_failed(x, repr(err))
+        else:
+            opt.tell(x, f, c)
+        rows.append(
+            {
+                "problem": problem,
+                "strategy": strategy,
+                "seed": seed,
+                "evaluation": i + 1,
+                "hypervolume": opt.hypervolume,
+                "proposal_seconds": seconds,
+            }
+        )
+    return rows
+
+
+def _worker(args):
+    problem, strategy, seed, budget, n_init, options = args
+    t0 = time.perf_counter()
+    rows = run_one(problem, strategy, seed, budget, n_init, options)
+    return args, rows, time.perf_counter() - t0
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of an hv.csv with numeric fields converted."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["seed"] = int(r["seed"])
+        r["evaluation"] = int(r["evaluation"])
+        r["hypervolume"] = float(r["hypervolume"])
+        r["proposal_seconds"] = float(r["proposal_seconds"])
+    return rows
+
+
+def run_benchmark(
+    problems: Sequence[str],
+    strategies: Sequence[str],
+    seeds: int,
+    budget: int,
+    out: Path,
+    n_init: int = 10,
+    jobs: int = 1,
+    options: dict[str, dict] | None = None,
+) -> Path:
+    """Run every (problem, strategy, seed) not yet in out/hv.csv; return the csv path."""
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {s!r}; known: {', '.join(STRATEGIES)}")
+    for p in problems:
+        get_problem(p)  # raises ConfigError for an unknown name
+    if budget < 1 or seeds < 1:
+        raise ConfigError(f"--budget and --seeds must be at least 1, got {budget} and {seeds}")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "hv.csv"
+    done = defaultdict(int)
+    for r in read_rows(path):
+        done[(r["problem"], r["strategy"], r["seed"])] += 1
+    tasks = [
+        (p, s, seed, budget, n_init, (options or {}).get(s, {}))
+        for p in problems
+        for seed in range(seeds)
+        for s in strategies
+        if done[(p, s, seed)] < budget
+    ]
+    if any(0 < done[(t[0], t[1], t[2])] < budget for t in tasks):
+        # a run cut short: drop its partial rows, it is rerun from the start
+        keep = [r for r in read_rows(path) if done[(r["problem"], r["strategy"], r["seed"])] >= budget]
+        _write(path, keep, mode="w")
+    if not path.exists():
+        _write(path, [], mode="w")
+    log.info("benchmark: %d runs to do, %d jobs, writing %s", len(tasks), jobs, path)
+    if jobs <= 1:
+        for task in tasks:
+            args, rows, secs = _worker(task)
+            _write(path, rows, mode="a")
+            log.info("done %s/%s seed %d in %.0f s: hv %.4f", *args[:3], secs, rows[-1]["hypervolume"])
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_worker, t) for t in tasks]
+            for fut in as_completed(futures):
+                args, rows, secs = fut.result()
+                _write(path, rows, mode="a")
+                log.info(
+                    "done %s/%s seed %d in %.0f s: hv %.4f", *args[:3], secs, rows[-1]["hypervolume"]
+                )
+    return path
+
+
+def _write(path: Path, rows: list[dict], mode: str) -> None:
+    new = mode == "w" or not path.exists()
+    with path.open(mode, newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        if new:
+            w.writeheader()
+        for r in rows:
+            w.writerow({**r, "hypervolume": f"{r['hypervolume']:.6f}", "proposal_seconds": f"{r['proposal_seconds']:.3f}"})
+
+
+# ---------------------------------------------------------------------------
+# analysis
+
+
+def curves(rows: list[dict]) -> dict[str, dict[str, np.ndarray]]:
+    """problem -> strategy -> (seeds x evaluations) hypervolume array (complete runs only)."""
+    runs: dict = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        runs[r["problem"]][r["strategy"]].setdefault(r["seed"], {})[r["evaluation"]] = r["hypervolume"]
+    out: dict = {}
+    for p, by_s in runs.items():
+        out[p] = {}
+        for s, by_seed in by_s.items():
+            length = max(len(v) for v in by_seed.values())
+            full = [
+                [v[e] for e in range(1, length + 1)]
+                for v in by_seed.values()
+                if len(v) == length
+            ]
+            out[p][s] = np.array(full)
+    return out
+
+
+def plot_hypervolume(rows: list[dict], path: Path) -> Path:
+    """Median and interquartile band of the feasible hypervolume, one panel per problem."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = curves(rows)
+    problems = list(data)
+    cols = min(3, max(1, len(problems)))
+    nrows = math.ceil(len(problems) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
+    colors = {s: f"C{i}" for i, s in enumerate(sorted({s for p in data for s in data[p]}))}
+    for ax, p in zip(axes.flat, problems):
+        for s, arr in sorted(data[p].items()):
+            if arr.size == 0:
+                continue
+            x = np.arange(1, arr.shape[1] + 1)
+            q25, q50, q75 = np.percentile(arr, [25, 50, 75], axis=0)
+            ax.plot(x, q50, color=colors[s], label=f"{s} (n={arr.shape[0]})", lw=1.6 if s == "ars" else 1.0)
+            ax.fill_between(x, q25, q75, color=colors[s], alpha=0.15)
+        ax.set_title(p)
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("feasible hypervolume")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(problems):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per problem and strategy: median/IQR final hypervolume and mean proposal seconds."""
+    data = curves(rows)
+    secs: dict = defaultdict(list)
+    for r in rows:
+        if r["evaluation"] > 1:
+            secs[(r["problem"], r["strategy"])].append(r["proposal_seconds"])
+    table: dict = {}
+    for p, by_s in data.items():
+        table[p] = {}
+        for s, arr in by_s.items():
+            if arr.size == 0:
+                continue
+            final = arr[:, -1]
+            table[p][s] = {
+                "median": float(np.median(final)),
+                "q25": float(np.percentile(final, 25)),
+                "q75": float(np.percentile(final, 75)),
+                "runs": int(arr.shape[0]),
+                "evaluations": int(arr.shape[1]),
+                "mean_proposal_seconds": float(np.mean(secs[(p, s)])) if secs[(p, s)] else 0.0,
+            }
+    return table
+
+
+def write_summary(rows: list[dict], path: Path, command: str = "") -> Path:
+    """Markdown: per problem, strategies ranked by median final feasible hypervolume."""
+    table = summarize(rows)
+    lines = ["# Optimizer benchmark", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.",
+        "Hypervolume: feasible points only, objectives normalized by their bounds, "
+        "reference point at the origin.",
+        "",
+    ]
+    wins = 0
+    compared = 0
+    for p, by_s in table.items():
+        ranked = sorted(by_s.items(), key=lambda kv: -kv[1]["median"])
+        lines += [
+            f"## {p}",
+            "",
+            "| rank | strategy | median HV | IQR | runs x evals | mean proposal s |",
+            "|---:|---|---:|---|---|---:|",
+        ]
+        for i, (s, v) in enumerate(ranked, 1):
+            lines.append(
+                f"| {i} | {s} | {v['median']:.4f} | {v['q25']:.4f} - {v['q75']:.4f} | "
+                f"{v['runs']} x {v['evaluations']} | {v['mean_proposal_seconds']:.2f} |"
+            )
+        if "ars" in by_s and len(by_s) > 1:
+            compared += 1
+            ars = by_s["ars"]["median"]
+            best_other = max(v["median"] for s, v in by_s.items() if s != "ars")
+            ok = ars >= best_other - 1e-12
+            wins += ok
+            lines += ["", f"ARS-MOBO at least equal to every other strategy: {'yes' if ok else 'no'} "
+                      f"(ARS {ars:.4f}, best other {best_other:.4f})."]
+        lines.append("")
+    if compared:
+        lines += [
+            f"**ARS-MOBO at least equal to every other strategy on {wins} of {compared} problems "
+            f"({100.0 * wins / compared:.0f} %).**",
+            "",
+        ]
+    path.write_text("\n".join(lines))
+    return path
