@@ -86,6 +86,15 @@ def test_masks_only_grow_and_keep_lowest_norm_out():
     assert torch.equal(group.current_mask(), mask)
 
 
+def test_gradual_steps_reach_each_target():
+    model = build_network("dscnn_se", SHAPES["dscnn_se"], 3)
+    group = model.pruning_groups()[1]
+    for fraction in (0.2, 0.5, 0.8, 0.95):
+        kept = apply_masks([group], {group.name: fraction})[group.name]
+        assert kept == group.channels - int(fraction * group.channels)
+        assert int(group.current_mask().sum()) == kept
+
+
 def test_at_least_one_channel_survives():
     model = build_network("resnet_small", SHAPES["resnet_small"], 3)
     kept = apply_masks(model.pruning_groups(), {"block1": 0.99999})

@@ -102,7 +102,7 @@ def apply_masks(groups: list[PruneGroup], sparsities: Mapping[str, float]) -> di
                 importance[mask == 0] = float("inf")
                 # Ties are broken by channel index so the result is deterministic.
                 order = torch.argsort(importance, stable=True)
-                mask[order[: group.channels - target]] = 0.0
+                mask[order[: alive - target]] = 0.0
                 group.set_mask(mask)
         kept[group.name] = int(mask.sum().item())
     return kept

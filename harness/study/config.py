@@ -1,0 +1,189 @@
+"""Study configuration: from a TOML file, command-line flags, or both.
+
+A study is a dataset, a network, a search space, a board profile, a strategy,
+a budget, a seed and constraints. A TOML file sets any of them; flags given
+on the command line override the file. Example:
+
+    name = "bm-an386"
+    dataset = "basicmotions"
+    network = "dscnn_se"
+    board = "qemu-mps2-an386"
+    strategy = "ars"
+    trials = 30
+    seed = 0
+    preset = "small"
+
+    [space]            # intervals, or a single value to fix a parameter
+    epochs = [20, 60]
+    lr = [1e-4, 1e-2]
+
+    [constraints]      # upper bounds; missing ones come from the board profile
+    flash_bytes = 1048576
+    ram_bytes = 262144
+    flops = 1e9
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+STRATEGIES = ("ars", "parego", "nehvi", "turbo", "morbo", "nsga2", "random")
+ACCURACY_SPLITS = ("val", "test")
+RUNTIMES = ("generated", "tflm")
+DEFAULT_FLOPS_LIMIT = 1e9
+DEFAULT_FLASH_LIMIT = 1024 * 1024
+DEFAULT_RAM_LIMIT = 256 * 1024
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """Everything that defines a study. See the module docstring for the TOML form."""
+
+    dataset: str = "basicmotions"
+    network: str = "dscnn_se"
+    board: str = "qemu-mps2-an386"
+    strategy: str = "ars"
+    trials: int = 20
+    seed: int = 0
+    preset: str = "default"
+    space: dict[str, Any] = dataclasses.field(default_factory=dict)
+    constraints: dict[str, float] = dataclasses.field(default_factory=dict)
+    name: str | None = None
+    out: Path | None = None
+    runtime: str = "generated"
+    # Split whose device accuracy is the optimized objective; "test" exists
+    # only to reproduce published tables that optimized on the test split.
+    accuracy_split: str = "val"
+    optimize_latency: bool = False
+    initial_trials: int = 10
+    calibration_samples: int = 64
+    max_failures: int | None = None
+    storage: str | None = None
+
+    def validate(self) -> StudyConfig:
+        """Check every field; return self.
+
+        Raises:
+            ConfigError: naming the field, the value and what is allowed.
+        """
+        from harness.data import DATASETS
+        from harness.models import NETWORKS
+        from harness.space import PRESETS
+
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("network", self.network, NETWORKS)
+        _choice("strategy", self.strategy, STRATEGIES)
+        _choice("preset", self.preset, PRESETS)
+        _choice("runtime", self.runtime, RUNTIMES)
+        _choice("accuracy_split", self.accuracy_split, ACCURACY_SPLITS)
+        for field, value, minimum in (
+            ("trials", self.trials, 1),
+            ("initial_trials", self.initial_trials, 1),
+            ("calibration_samples", self.calibration_samples, 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(f"study field {field!r}: value {value!r} is invalid; allowed: integer >= {minimum}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"study field 'seed': value {self.seed!r} is invalid; allowed: integer")
+        for key, value in self.constraints.items():
+            if key not in ("flash_bytes", "ram_bytes", "flops", "latency_cycles"):
+                raise ConfigError(
+                    f"unknown constraint {key!r}; allowed: flash_bytes, ram_bytes, flops, latency_cycles"
+                )
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"constraint {key!r}: value {value!r} is invalid; allowed: number > 0")
+        if self.optimize_latency and "latency_cycles" not in self.constraints:
+            raise ConfigError(
+                "optimize_latency needs a latency limit to normalize by: set constraints.latency_cycles"
+            )
+        # Builds the space once so that bad intervals fail before anything runs.
+        self.search_space()
+        return self
+
+    @property
+    def study_name(self) -> str:
+        return self.name or f"{self.dataset}-{self.network}-{self.board}-{self.strategy}-s{self.seed}"
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.out) if self.out is not None else Path("results") / self.study_name
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.directory / 'study.db').resolve()}"
+
+    def search_space(self):
+        from harness.space import space_for_network
+
+        return space_for_network(self.network, overrides=self.space, preset=self.preset)
+
+    def as_dict(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["out"] = str(self.directory)
+        record["name"] = self.study_name
+        return record
+
+
+def _choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"study field {field!r}: value {value!r} is invalid; allowed: {', '.join(allowed)}")
+
+
+_FIELDS = {f.name for f in dataclasses.fields(StudyConfig)}
+
+
+def load_study_file(path: Path) -> dict[str, Any]:
+    """Read a study TOML file into a dict of `StudyConfig` fields.
+
+    Raises:
+        ConfigError: unreadable TOML or unknown keys, naming the file.
+    """
+    try:
+        content = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"study file {path} not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"study file {path}: invalid TOML: {err}") from err
+    unknown = sorted(set(content) - _FIELDS)
+    if unknown:
+        raise ConfigError(f"study file {path}: unknown keys {unknown}; allowed: {sorted(_FIELDS)}")
+    for table in ("space", "constraints"):
+        if table in content and not isinstance(content[table], dict):
+            raise ConfigError(f"study file {path}: {table!r} must be a table ([{table}])")
+    return content
+
+
+def parse_space_flag(items: list[str] | None) -> dict[str, Any]:
+    """Parse `--param KEY=LOW:HIGH` (an interval) or `KEY=VALUE` (fixed) flags."""
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--param {item!r}: expected KEY=LOW:HIGH or KEY=VALUE, e.g. epochs=20:60")
+        low, colon, high = value.partition(":")
+        try:
+            result[key.strip()] = [float(low), float(high)] if colon else float(value)
+        except ValueError:
+            raise ConfigError(f"--param {item!r}: {value!r} is not a number or LOW:HIGH interval") from None
+    return result
+
+
+def build_config(file_fields: Mapping[str, Any], flag_fields: Mapping[str, Any]) -> StudyConfig:
+    """Merge TOML fields and flags (flags win; `space` and `constraints` merge per key)."""
+    merged: dict[str, Any] = dict(file_fields)
+    for key, value in flag_fields.items():
+        if value is None:
+            continue
+        if key in ("space", "constraints"):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    if "out" in merged and merged["out"] is not None:
+        merged["out"] = Path(merged["out"])
+    return StudyConfig(**merged).validate()

@@ -1,0 +1,63 @@
+import pytest
+
+from harness.errors import ConfigError, StudyError
+from harness.study.config import build_config, load_study_file, parse_space_flag
+from harness.study.runner import prepare_directory
+
+
+def test_toml_and_flags_merge(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text(
+        'dataset = "gunpoint"\nnetwork = "mobilenetv3_1d"\ntrials = 7\n'
+        "[space]\nepochs = [20, 40]\nlr = [1e-4, 1e-2]\n[constraints]\nflash_bytes = 500000\n"
+    )
+    config = build_config(load_study_file(path), {"trials": 3, "space": {"epochs": 25.0}, "seed": None})
+    assert config.dataset == "gunpoint"
+    assert config.trials == 3
+    assert config.space == {"epochs": 25.0, "lr": [1e-4, 1e-2]}
+    assert "epochs" not in config.search_space().names
+    assert config.constraints == {"flash_bytes": 500000}
+
+
+def test_space_flag_forms():
+    assert parse_space_flag(["epochs=20:60", "lr=0.001"]) == {"epochs": [20.0, 60.0], "lr": 0.001}
+    with pytest.raises(ConfigError, match="expected KEY=LOW:HIGH"):
+        parse_space_flag(["epochs"])
+    with pytest.raises(ConfigError, match="not a number"):
+        parse_space_flag(["epochs=a:b"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"strategy": "bayes"}, "'strategy': value 'bayes' is invalid; allowed: ars, parego"),
+        ({"trials": 0}, "'trials': value 0 is invalid; allowed: integer >= 1"),
+        ({"dataset": "mnist"}, "'dataset': value 'mnist' is invalid"),
+        ({"space": {"lr": [0.1, 0.01]}}, "'lr': interval [0.1, 0.01] has low > high"),
+        ({"constraints": {"energy": 3}}, "unknown constraint 'energy'"),
+        ({"optimize_latency": True}, "needs a latency limit"),
+    ],
+)
+def test_invalid_study_fields(fields, message):
+    with pytest.raises(ConfigError) as info:
+        build_config(fields, {})
+    assert message in str(info.value)
+
+
+def test_unknown_toml_key_named(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text('datset = "basicmotions"\n')
+    with pytest.raises(ConfigError, match=r"unknown keys \['datset'\]"):
+        load_study_file(path)
+
+
+def test_resume_without_study_rejected(tmp_path):
+    config = build_config({"out": tmp_path / "none"}, {})
+    with pytest.raises(StudyError, match="--resume: no study"):
+        prepare_directory(config, resume=True)
+
+
+def test_directory_of_other_study_rejected(tmp_path):
+    prepare_directory(build_config({"out": tmp_path}, {}), resume=False)
+    with pytest.raises(ConfigError, match="network='dscnn_se', not 'mobilenetv3_1d'"):
+        prepare_directory(build_config({"out": tmp_path, "network": "mobilenetv3_1d"}, {}), resume=False)
