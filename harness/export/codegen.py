@@ -752,7 +752,15 @@ def generate_c(model: TfliteModel, out_dir: Path) -> GeneratedRuntime:
     plan = plan_memory(model)
     emitter = _Emitter(model, plan)
     for op in model.operators:
-        _LOWERINGS[op.name](emitter, op)
+        try:
+            _LOWERINGS[op.name](emitter, op)
+        except (ExportError, UnsupportedModelError):
+            raise
+        except (ArithmeticError, ValueError, IndexError, TypeError, AttributeError) as err:
+            raise ExportError(
+                f"{emitter.where(op)} has invalid parameters ({type(err).__name__}: {err}); "
+                "the file is corrupt or the operator is malformed"
+            ) from err
     input_tensor = model.tensors[model.inputs[0]]
     output_tensor = model.tensors[model.outputs[0]]
     if model.inputs[0] == model.outputs[0] or not model.operators:

@@ -129,7 +129,14 @@ def read_tflite(path_or_bytes: Path | str | bytes, source: str | None = None) ->
             f"{source} is not a valid TFLite flatbuffer ({type(err).__name__}: {err}); "
             "the file is corrupt or truncated, so export it again"
         ) from err
-    return _convert(model, buf, source)
+    try:
+        return _convert(model, buf, source)
+    except ExportError:
+        raise
+    except Exception as err:  # noqa: BLE001 - garbage field values fail in many ways
+        raise ExportError(
+            f"{source} has invalid contents ({type(err).__name__}: {err}); the file is corrupt"
+        ) from err
 
 
 def _check_header(buf: bytes, source: str) -> None:
@@ -210,6 +217,11 @@ def _convert_tensor(
     index: int, tensor: schema.TensorT, buffers: list, buf: bytes, source: str
 ) -> Tensor:
     shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else []))
+    if any(d < 0 for d in shape):
+        raise ExportError(
+            f"{source}: tensor {index} has shape {list(shape)} with an unknown (negative) dimension; "
+            "export the model with a fixed input shape"
+        )
     type_name = TENSOR_TYPE_NAMES.get(int(tensor.type), f"TYPE_{tensor.type}")
     name = tensor.name.decode() if isinstance(tensor.name, bytes) else (tensor.name or f"tensor_{index}")
     scales: tuple[float, ...] = ()
