@@ -164,6 +164,41 @@ def _write(path: Path, rows: list[dict], mode: str) -> None:
             w.writerow({**r, "hypervolume": f"{r['hypervolume']:.6f}", "proposal_seconds": f"{r['proposal_seconds']:.3f}"})
 
 
+def proposal_time(
+    problem: str,
+    strategy: str,
+    n: int = 150,
+    seed: int = 0,
+    options: dict | None = None,
+) -> dict:
+    """Wall time of proposals after `n` evaluated points (uniform random designs).
+
+    The strategy proposes twice: once from `n - 1` points (which also fits
+    the models the next fit starts from, as in a running study) and once
+    from `n` points; the second proposal is the one timed. Returns seconds
+    and the setting.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    prob = get_problem(problem)
+    opt = Optimizer(prob.dim, prob.objectives, prob.constraints, strategy=strategy, seed=seed,
+                    n_init=0, options=options or {})
+    rng = np.random.default_rng([seed, 4242])
+    for _ in range(n - 1):
+        x = rng.random(prob.dim)
+        f, c = prob.evaluate(x)
+        opt.tell(x, f, c)
+    x = opt.ask(1)[0]
+    f, c = prob.evaluate(x)
+    opt.tell(x, f, c)
+    t0 = time.perf_counter()
+    opt.ask(1)
+    seconds = time.perf_counter() - t0
+    return {"problem": problem, "strategy": strategy, "n": n, "dim": prob.dim,
+            "objectives": len(prob.objectives), "seconds": seconds, "options": options or {}}
+
+
 # ---------------------------------------------------------------------------
 # analysis
 

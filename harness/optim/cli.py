@@ -54,6 +54,21 @@ def _bench_optimizers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_proposal_time(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.optim.bench import proposal_time
+
+    options = _parse_options(args.option)
+    results = []
+    for strategy in args.strategies:
+        for rep in range(args.repeats):
+            r = proposal_time(args.problem, strategy, n=args.n, seed=rep, options=options.get(strategy, {}))
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `harness bench optimizers` to the `harness` parser."""
     from harness.optim.optimizer import BENCH_STRATEGIES, STRATEGIES
@@ -83,3 +98,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="strategy option, repeatable, e.g. ars.iterations=10")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=_bench_optimizers)
+
+    t = kinds.add_parser(
+        "proposal-time",
+        help="wall time of one proposal after n evaluations (one JSON line per measurement)",
+    )
+    t.add_argument("--problem", default="nas", help="problem name (default nas, d=26)")
+    t.add_argument("--strategies", nargs="+", default=["ars", "parego"], metavar="S")
+    t.add_argument("--n", type=int, default=150, help="evaluated points before the timed proposal")
+    t.add_argument("--repeats", type=int, default=1, help="measurements per strategy (seeds 0..R-1)")
+    t.add_argument("--option", action="append", metavar="STRATEGY.KEY=VALUE")
+    t.set_defaults(func=_bench_proposal_time)

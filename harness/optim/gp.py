@@ -70,12 +70,14 @@ def fit_outputs(
     Yt = torch.as_tensor(np.asarray(Y, dtype=float), dtype=torch.double)
     models = []
     for j in range(Yt.shape[-1]):
-        model = SingleTaskGP(Xt, Yt[:, j : j + 1], outcome_transform=Standardize(m=1))
-        if previous is not None and j < len(previous.models):
-            _copy_hyperparameters(previous.models[j], model)
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with warnings.catch_warnings():
+            # constant outputs (e.g. a constraint that never varied) trigger a
+            # standardization warning; Standardize copes with them
             warnings.simplefilter("ignore")
+            model = SingleTaskGP(Xt, Yt[:, j : j + 1], outcome_transform=Standardize(m=1))
+            if previous is not None and j < len(previous.models):
+                _copy_hyperparameters(previous.models[j], model)
+            mll = ExactMarginalLogLikelihood(model.likelihood, model)
             try:
                 fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}})
             except Exception as err:  # keep the prior hyperparameters rather than stop a study

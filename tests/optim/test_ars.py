@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+
+from harness.optim.hypervolume import pareto_mask
+from harness.optim.strategies.ars import (
+    ARSMOBO,
+    PolicyShape,
+    final_rollouts,
+    policy_step,
+    select_start_states,
+    train_policies,
+)
+
+
+def _quadratic_score(target):
+    def score(states):
+        return -((states - target) ** 2).sum(-1)
+
+    return score
+
+
+def test_ars_update_converges_on_quadratic():
+    d = 3
+    target = torch.full((d,), 0.7)
+    starts = torch.full((2, d), 0.3)
+    shape = PolicyShape(d, 64)
+    gen = torch.Generator().manual_seed(0)
+    theta, history, _, _ = train_policies(
+        starts,
+        _quadratic_score(target),
+        shape,
+        n_directions=200,
+        top=20,
+        horizon=4,
+        learning_rate=0.02,
+        noise=0.02,
+        iterations=60,
+        generator=gen,
+    )
+    visited = final_rollouts(starts, theta, shape, 4)  # L x H x d
+    start_dist = (starts - target).norm(dim=-1)
+    end_dist = (visited[:, -1] - target).norm(dim=-1)
+    assert (end_dist < 0.3 * start_dist).all(), (start_dist, end_dist)
+    assert history[-1] > history[0]
+
+
+def test_zero_policy_does_not_move():
+    shape = PolicyShape(4, 64)
+    theta = shape.split(torch.zeros(2, shape.n_params))
+    x = torch.rand(2, 1, 1, 4)
+    assert torch.equal(policy_step(x.clone(), theta), x)
+
+
+def test_policy_parameter_count():
+    # two linear layers d -> 64 -> d with biases
+    assert PolicyShape(25, 64).n_params == 25 * 64 + 64 + 64 * 25 + 25
+
+
+def test_kmeans_start_states_are_distinct_front_points():
+    rng = np.random.default_rng(0)
+    angle = rng.random(40) * np.pi / 2
+    Y = np.c_[np.cos(angle), np.sin(angle)] * rng.uniform(0.5, 1.0, (40, 1))
+    feasible = np.ones(40, dtype=bool)
+    front = np.flatnonzero(pareto_mask(Y))
+    assert len(front) > 5
+    idx = select_start_states(Y, feasible, np.zeros(40), 5, seed=0)
+    assert len(idx) == 5
+    assert len(set(idx.tolist())) == 5
+    assert set(idx.tolist()) <= set(front.tolist())
+
+
+def test_start_states_fill_from_next_layers_then_infeasible():
+    Y = np.array([[1.0, 0.0], [0.0, 1.0], [0.4, 0.4], [0.1, 0.1], [0.9, 0.9]])
+    feasible = np.array([True, True, True, True, False])
+    viol = np.array([0, 0, 0, 0, 0.5])
+    idx = select_start_states(Y, feasible, viol, 5, seed=0)
+    assert set(idx[:3].tolist()) == {0, 1, 2}  # front then second layer
+    assert idx[3] == 3
+    assert idx[4] == 4  # the infeasible point comes last
+
+
+@pytest.mark.parametrize(
+    "option,value,text",
+    [
+        ("n_directions", 0, "n_directions"),
+        ("top_fraction", 1.5, "top_fraction"),
+        ("horizon", 0, "horizon"),
+        ("learning_rate", -1.0, "learning_rate"),
+        ("n_policies", 0, "n_policies"),
+    ],
+)
+def test_ars_rejects_invalid_options(option, value, text):
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=text) as err:
+        ARSMOBO(2, 2, 0, [False, False], 0, **{option: value})
+    assert repr(value) in str(err.value)
+
+
+def test_ars_defaults_are_published_ones():
+    s = ARSMOBO(25, 4, 0, [False] * 4)
+    assert (s.n_directions, s.top, s.horizon, s.n_policies, s.hidden) == (3000, 30, 4, 5, 64)
+    assert (s.learning_rate, s.noise, s.rho) == (1e-3, 1e-2, 0.005)

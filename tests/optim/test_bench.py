@@ -1,0 +1,88 @@
+import csv
+
+import pytest
+
+from harness.cli import main
+from harness.optim.bench import COLUMNS, read_rows, run_benchmark, summarize
+from harness.optim.problems import PROBLEMS, get_problem, passino_landscape
+
+
+def test_bench_command_writes_csv_plot_summary(tmp_path):
+    rc = main([
+        "bench", "optimizers", "--problems", "passino", "branincurrin",
+        "--strategies", "random", "ars", "--seeds", "2", "--budget", "12",
+        "--option", "ars.n_directions=50", "--option", "ars.iterations=2",
+        "--option", "ars.mc_samples=8", "--out", str(tmp_path),
+    ])
+    assert rc == 0
+    with (tmp_path / "hv.csv").open() as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == COLUMNS
+        rows = list(reader)
+    assert len(rows) == 2 * 2 * 2 * 12
+    assert (tmp_path / "hv.png").stat().st_size > 1000
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## passino" in summary and "## branincurrin" in summary
+    assert "ARS-MOBO at least equal" in summary
+
+
+def test_bench_resumes_without_repeating(tmp_path):
+    run_benchmark(["passino"], ["random"], seeds=1, budget=5, out=tmp_path)
+    first = read_rows(tmp_path / "hv.csv")
+    run_benchmark(["passino"], ["random", "sobol"], seeds=1, budget=5, out=tmp_path)
+    rows = read_rows(tmp_path / "hv.csv")
+    assert len(rows) == 10
+    assert rows[:5] == first
+    table = summarize(rows)
+    assert set(table["passino"]) == {"random", "sobol"}
+
+
+def test_unknown_problem_and_strategy_rejected(tmp_path):
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown problem"):
+        run_benchmark(["nope"], ["random"], 1, 5, tmp_path)
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        run_benchmark(["passino"], ["nope"], 1, 5, tmp_path)
+
+
+@pytest.mark.parametrize("name", PROBLEMS + ("dtlz2_d20_m4", "discbrake"))
+def test_problems_evaluate_in_unit_cube(name):
+    problem = get_problem(name)
+    f, c = problem.evaluate([0.5] * problem.dim)
+    assert f.shape == (len(problem.objectives),)
+    assert c.shape == (len(problem.constraints),)
+
+
+def test_passino_minimum():
+    assert passino_landscape([15.0, 5.0]) == pytest.approx(-3.9865, abs=1e-3)
+    assert passino_landscape([15.0, 5.0]) < passino_landscape([14.0, 5.0])
+
+
+def test_nas_problem_couplings():
+    from harness.optim.problems import nas_response
+    from harness.space import space_for_network
+
+    space = space_for_network("dscnn_se")
+    assert get_problem("nas").dim == space.dim
+    base = space.default_config()
+    base.update(lr=3e-3, batch_size=64, epochs=400, momentum=0.95)
+    sparse = {**base, **{k: 0.9 for k in base if k.startswith("sparsity.")}}
+    dense = {**base, **{k: 0.1 for k in base if k.startswith("sparsity.")}}
+    acc_s, flash_s, ram_s, flops_s = nas_response(sparse)
+    acc_d, flash_d, ram_d, flops_d = nas_response(dense)
+    assert flash_s < flash_d and ram_s < ram_d and flops_s < flops_d
+    assert acc_s < acc_d  # past a point, pruning costs accuracy
+    few = nas_response({**dense, "epochs": 100})[0]
+    bad_lr = nas_response({**dense, "lr": 1e-5})[0]
+    assert few < acc_d and bad_lr < acc_d
+
+
+@pytest.mark.slow
+def test_reduced_benchmark_all_strategies(tmp_path):
+    path = run_benchmark(
+        ["branincurrin", "c2dtlz2"], ["ars", "parego", "nehvi", "turbo", "morbo", "nsga2", "random"],
+        seeds=2, budget=40, out=tmp_path,
+    )
+    table = summarize(read_rows(path))
+    assert set(table) == {"branincurrin", "c2dtlz2"}
