@@ -318,8 +318,8 @@ def _lower_conv(e: _Emitter, op: Operator) -> None:
             "k_h": k_h, "k_w": k_w, "filter_in_c": filter_in_c,
             "stride_h": options.strideH, "stride_w": options.strideW,
             "dilation_h": dilation_h, "dilation_w": dilation_w,
-            "pad_h": quant.same_padding(in_h, k_h, options.strideH, dilation_h, same),
-            "pad_w": quant.same_padding(in_w, k_w, options.strideW, dilation_w, same),
+            "pad_h": quant.leading_padding(in_h, k_h, options.strideH, dilation_h, same),
+            "pad_w": quant.leading_padding(in_w, k_w, options.strideW, dilation_w, same),
             "input_offset": -x.zero_point, "output_offset": y.zero_point,
             "act_min": act_min, "act_max": act_max,
             "weights": e.constant(w.index),
@@ -357,8 +357,8 @@ def _lower_depthwise(e: _Emitter, op: Operator) -> None:
             "k_h": k_h, "k_w": k_w,
             "stride_h": options.strideH, "stride_w": options.strideW,
             "dilation_h": dilation_h, "dilation_w": dilation_w,
-            "pad_h": quant.same_padding(in_h, k_h, options.strideH, dilation_h, same),
-            "pad_w": quant.same_padding(in_w, k_w, options.strideW, dilation_w, same),
+            "pad_h": quant.leading_padding(in_h, k_h, options.strideH, dilation_h, same),
+            "pad_w": quant.leading_padding(in_w, k_w, options.strideW, dilation_w, same),
             "input_offset": -x.zero_point, "output_offset": y.zero_point,
             "act_min": act_min, "act_max": act_max,
             "weights": e.constant(w.index),
@@ -558,8 +558,8 @@ def _lower_pool(e: _Emitter, op: Operator) -> None:
             "batches": n, "in_h": in_h, "in_w": in_w, "channels": c, "out_h": out_h, "out_w": out_w,
             "filter_h": options.filterHeight, "filter_w": options.filterWidth,
             "stride_h": options.strideH, "stride_w": options.strideW,
-            "pad_h": quant.same_padding(in_h, options.filterHeight, options.strideH, 1, same),
-            "pad_w": quant.same_padding(in_w, options.filterWidth, options.strideW, 1, same),
+            "pad_h": quant.leading_padding(in_h, options.filterHeight, options.strideH, 1, same),
+            "pad_w": quant.leading_padding(in_w, options.filterWidth, options.strideW, 1, same),
             "act_min": act_min, "act_max": act_max,
         },
     )
@@ -738,7 +738,7 @@ _LOWERINGS: dict[str, Callable[[_Emitter, Operator], None]] = {
 
 
 def _c_float(value: float) -> str:
-    """A C float literal that reads back as the same float32 (9 significant digits)."""
+    """Return a C float literal that reads back as the same float32 (9 significant digits)."""
     return f"{float(np.float32(value)):.9e}f"
 
 

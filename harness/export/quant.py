@@ -1,10 +1,10 @@
 """Quantization parameters computed at generation time, as TFLite Micro's Prepare step does.
 
 Every function reproduces the arithmetic of the TFLite reference kernels
-(tensorflow/lite/kernels/internal/quantization_util.cc and the micro kernels'
-Prepare functions), including which values are computed in float32 and
-which in float64, because a multiplier that differs in its last bit changes
-the int8 outputs.
+(tensorflow/lite/kernels/internal/quantization_util.cc and the Prepare
+functions of the micro kernels). That includes which values are computed in
+float32 and which in float64, because a multiplier that differs in its last
+bit changes the int8 outputs.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def activation_range(activation: int, scale: float, zero_point: int, where: str)
     )
 
 
-def same_padding(in_size: int, filter_size: int, stride: int, dilation: int, padding_same: bool) -> int:
+def leading_padding(in_size: int, filter_size: int, stride: int, dilation: int, padding_same: bool) -> int:
     """Return the leading padding of one spatial dimension (TFLite SAME or VALID padding)."""
     effective = (filter_size - 1) * dilation + 1
     if padding_same:

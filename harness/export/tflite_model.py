@@ -177,8 +177,8 @@ def _convert(model: schema.ModelT, buf: bytes, source: str) -> TfliteModel:
                 f"outside 0..{len(opcodes) - 1}; the file is corrupt"
             )
         opcode = opcodes[op.opcodeIndex]
-        # Schema version 3a moved codes above 127 to `builtinCode`; older files
-        # only fill the deprecated int8 field, newer ones fill both.
+        # Older converters fill only the deprecated int8 field. Newer ones put the
+        # code in `builtinCode` and min(code, 127) in the deprecated field.
         code = max(int(opcode.builtinCode), int(opcode.deprecatedBuiltinCode))
         name = BUILTIN_OPERATOR_NAMES.get(code, f"BUILTIN_{code}")
         if code == schema.BuiltinOperator.CUSTOM:
@@ -261,8 +261,8 @@ def _convert_tensor(
 
 
 def _buffer_bytes(buffer: schema.BufferT, buf: bytes, source: str, tensor_index: int) -> bytes | None:
-    # Models over 2 GB keep buffer data after the flatbuffer, addressed by offset
-    # and size; offset 0 or 1 means "not used".
+    # Models over 2 GB keep buffer data after the flatbuffer, addressed by
+    # offset and size. An offset of 0 or 1 means the fields are not used.
     if buffer.offset is not None and buffer.offset > 1:
         end = buffer.offset + buffer.size
         if end > len(buf):
