@@ -6,11 +6,12 @@ symmetric per-channel static configuration, run calibration samples,
 `convert_pt2e(fold_quantize=False)`, then `litert_torch.convert` with the
 quantizer in its `QuantConfig`. The result has int8 input and output.
 
-The stock quantizer of litert-torch 0.10.0 leaves some operators in float
-(measured: HARD_SWISH, RELU6 after a batch norm, SOFTMAX, SIGMOID after a
-non-quantized op, and hard sigmoid, which the converter lowers to float
-ADD/MUL). `_Int8Quantizer` annotates those too, so every operator of the
-harness's networks comes out int8; `check_fully_int8` rejects anything else.
+The stock quantizer of litert-torch 0.10.0 leaves some operators in float.
+Measured on a small test network: hardswish, relu6 after a batch norm, the
+mean and max pool behind them, softmax, and hardsigmoid (which the converter
+lowers to float ADD and MUL). `_Int8Quantizer` annotates those too, so every
+operator of the harness's networks comes out int8. `check_fully_int8`
+rejects a model that still has a float operator.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def _cosine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def check_thresholds(min_top1_agreement: float, min_logit_cosine: float) -> None:
-    """Raise ConfigError unless both thresholds lie in [0, 1] (cosine in [-1, 1])."""
+    """Raise ConfigError unless min_top1_agreement is in [0, 1] and min_logit_cosine in [-1, 1]."""
     if not 0.0 <= min_top1_agreement <= 1.0:
         raise ConfigError(f"min_top1_agreement must be in [0, 1], got {min_top1_agreement}")
     if not -1.0 <= min_logit_cosine <= 1.0:

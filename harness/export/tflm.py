@@ -1,10 +1,10 @@
 """TFLite Micro on the host: reference outputs, the arena probe and the model C array.
 
 The `tflite-micro` wheel runs the real TFLite Micro kernels on the host.
-Its interpreter can crash the whole process when the arena is too small,
-and it prints the allocation report with C-level stdio, so the arena probe
-runs each trial in a fresh subprocess and reads the report from that
-process's stderr.
+Its interpreter can crash the whole process when the arena is too small.
+It also prints the allocation report with C-level stdio. The arena probe
+therefore runs each trial in a fresh subprocess and reads the report from
+that process's stderr.
 """
 
 from __future__ import annotations
