@@ -9,8 +9,11 @@ HARNESS = $(VENV)/bin/harness
 setup:
 	./scripts/setup.sh
 
+# A short study on the embedded default (BasicMotions, dscnn_se, QEMU
+# mps2-an386, ARS-MOBO) with reduced epochs and budget: about 15 minutes on
+# 2 cores. Running it again continues the study instead of starting over.
 demo: setup
-	$(HARNESS) evaluate --dataset basicmotions --network dscnn_se --param epochs=40 --save results/demo/evaluate --json results/demo/evaluate/metrics.json
+	$(HARNESS) run --trials 12 --param epochs=20:40 --param batch_size=8:32 --param lr=0.001:0.01 --out results/demo
 
 test: setup
 	$(VENV)/bin/python -m pytest -q

@@ -79,7 +79,7 @@ class DatasetSplits:
 
 @dataclasses.dataclass
 class _RawSplits:
-    """Unstandardized arrays as a loader returns them: X is `n x C x H x W`, y holds labels."""
+    """Unstandardized arrays as a loader returns them: X is `n x C x H x W`, y contains labels."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -133,7 +133,10 @@ def _read_idx(path: Path) -> np.ndarray:
     dims = [int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     data = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise DataError(f"{path}: IDX header says {dims} but holds {data.size} values; the file is corrupt")
+        raise DataError(
+            f"{path}: invalid IDX file: the header gives shape {dims} but the file contains "
+            f"{data.size} values; reinstall dataset-fashion-mnist"
+        )
     return data.reshape(dims)
 
 

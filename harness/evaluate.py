@@ -23,7 +23,7 @@ from harness.train import EpochCallback, accuracy, deterministic, finalize, save
 
 log = logging.getLogger(__name__)
 
-# Where each reported number comes from, stored with the numbers.
+# Source of each reported number, stored with the numbers.
 SOURCES = {
     "test_accuracy": "host float32 PyTorch, test split, after physical pruning",
     "val_accuracy": "host float32 PyTorch, validation split, after physical pruning",

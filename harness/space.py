@@ -68,7 +68,7 @@ class _Domain:
         return above and below
 
 
-# Legal domains: a value outside these is invalid whatever the study says.
+# Legal domains: a value outside these is invalid in any study.
 _DOMAINS: dict[str, _Domain] = {
     "epochs": _Domain(1, 100_000, integer=True),
     "batch_size": _Domain(1, 1_000_000, integer=True),
@@ -324,7 +324,7 @@ def build_space(
     Args:
         prunable_layers: one name per pruning group; each gets a `sparsity.<name>` parameter.
         overrides: interval overrides, as for `SearchSpace.with_overrides`.
-        preset: `default`, `published` (the paper's weight decay interval) or `small`.
+        preset: `default`, `published` (weight decay in [0.6, 0.99]) or `small`.
     """
     if preset not in _TRAINING_PARAMETERS:
         raise ConfigError(f"unknown search space preset {preset!r}; choose one of {list(PRESETS)}")

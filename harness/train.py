@@ -39,7 +39,7 @@ CHECKPOINT_META = "checkpoint.json"
 
 @dataclasses.dataclass
 class TrainResult:
-    """What training produced: the masked network and per-epoch losses."""
+    """Training output: the masked network, per-epoch losses and channels kept."""
 
     model: Prunable
     losses: list[float]

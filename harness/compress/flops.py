@@ -1,9 +1,9 @@
 """Analytic FLOP counts of convolutions and linear layers.
 
 One multiply-accumulate counts as 2 FLOPs. Only convolutions and linear
-layers are counted (plus their bias additions); batch norms fold into the
-preceding convolution on export, and activations, pooling and element-wise
-gates are a few percent of the total for these networks. The output sizes come
+layers are counted, plus their bias additions. Batch norms fold into the
+preceding convolution on export. Activations, pooling and element-wise gates
+are left out. The output sizes come
 from one forward pass with forward hooks; the counts themselves are formulas,
 not measurements.
 """

@@ -2,9 +2,9 @@
 
 A pruning group is a set of feature-map channels that must be kept or removed
 together. Convolutions whose outputs are added by a residual connection write
-the same channels, so they form one group; a depthwise convolution, its batch
-norm and a squeeze-and-excitation gate act channel-wise on the group without
-mixing channels; the next layers read the group as their input channels.
+the same channels, so they form one group. A depthwise convolution, its batch
+norm and a squeeze-and-excitation gate act on each channel of the group
+without mixing channels. The next layers read the group as input channels.
 
 Each network describes its groups with `PruneGroup` records that point at its
 own submodules. `ChannelMask` modules, placed after every batch norm (or bias)

@@ -3,8 +3,8 @@
 The schedule is the cubic one of Zhu & Gupta ("To prune, or not to prune",
 2017): with final sparsity s_f, pruning steps k = 1..n spread evenly between
 the start and end epochs reach s_k = s_f * (1 - (1 - k / n)^3). At each step
-the channels of a group with the smallest filter L1 norms (summed over the
-group's producers) are masked; masked channels stay masked, so sparsity only
+the channels of a group with the smallest filter L1 norms, summed over the
+group's producers, are masked. Masked channels stay masked, so sparsity only
 grows. After training, `remove_pruned_channels` slices every affected tensor
 so the network is physically smaller and computes the same outputs.
 """

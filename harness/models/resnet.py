@@ -1,6 +1,6 @@
 """A reduced ResNet-18 for small images: three residual stages instead of four.
 
-Each stage has two basic blocks (two 3x3 convolutions with batch norm); the
+Each stage has two basic blocks of two 3x3 convolutions with batch norm. The
 first block of stages 2 and 3 halves the resolution and has a 1x1 projection
 shortcut (He et al., "Deep residual learning for image recognition", 2016).
 """

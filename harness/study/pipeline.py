@@ -8,13 +8,16 @@ with ELF and linker map, and `metrics.json` with every number and its source.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import fcntl
 import json
 import logging
+import os
 import shutil
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,32 @@ def constraint_limits(config: StudyConfig, board_constraints: dict[str, float]) 
         limits["latency_cycles"] = float(board_constraints["latency_cycles"])
     limits.update({k: float(v) for k, v in config.constraints.items()})
     return limits
+
+
+@contextlib.contextmanager
+def board_lock(profile) -> Iterator[None]:
+    """Hold an exclusive lock on a real board for the device stage.
+
+    Workers of one study on one host take turns on each attached board; an
+    emulated board needs no lock because every trial starts its own emulator.
+    The lock is an `flock` on a file under `$HARNESS_LOCK_DIR` (default
+    `/tmp/harness-locks`), released by the kernel if the worker dies.
+    """
+    if profile.emulated:
+        yield
+        return
+    directory = Path(os.environ.get("HARNESS_LOCK_DIR", "/tmp/harness-locks"))
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f"{profile.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("board %s is busy with another trial; waiting for it", profile.name)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_validation_view(export_dir: Path, splits: DatasetSplits) -> Path:
@@ -164,13 +193,14 @@ def run_trial(
         metrics["export"] = exported
 
         enter("device", f"build and run on {profile.name}")
-        test_run = deploy(profile, export_dir, config.runtime, out_dir=trial_dir / "firmware").as_dict()
-        metrics["device_test"] = test_run
-        if not test_run["feasible"] and test_run["flash_bytes"] is None:
-            return _overflow_outcome(config, profile, trial_dir, metrics, host, exported, test_run, limits)
-        val_view = _write_validation_view(export_dir, splits)
-        val_run = deploy(profile, val_view, config.runtime, out_dir=trial_dir / "firmware-val").as_dict()
-        metrics["device_val"] = val_run
+        with board_lock(profile):
+            test_run = deploy(profile, export_dir, config.runtime, out_dir=trial_dir / "firmware").as_dict()
+            metrics["device_test"] = test_run
+            if not test_run["feasible"] and test_run["flash_bytes"] is None:
+                return _overflow_outcome(config, profile, trial_dir, metrics, host, exported, test_run, limits)
+            val_view = _write_validation_view(export_dir, splits)
+            val_run = deploy(profile, val_view, config.runtime, out_dir=trial_dir / "firmware-val").as_dict()
+            metrics["device_val"] = val_run
     except KeyboardInterrupt:
         raise
     except HarnessError as err:
