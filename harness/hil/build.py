@@ -139,8 +139,9 @@ def build_firmware(
 
     Returns a BuildResult; a memory-region overflow is returned in
     `overflows`, not raised.  Other build failures raise BuildError with the
-    end of the build log.  With `out_dir`, the ELF and map are copied there
-    (the build directory is reused by the next trial).
+    end of the build log.  With `out_dir`, the ELF and map are copied there;
+    without it, `elf_path` and `map_path` point into the build directory and
+    the next build of the same board and runtime overwrites them.
     """
     model_dir = Path(model_dir).resolve()
     check_runtime(runtime, model_dir)

@@ -39,6 +39,7 @@ MAX_PAYLOAD = 1024
 PROTOCOL_VERSION = 1
 REPLY_FLAG = 0x80
 LOAD_CHUNK_BYTES = MAX_PAYLOAD - 4
+RECEIVED_TAIL_BYTES = 256
 
 
 class Command(enum.IntEnum):
@@ -222,6 +223,10 @@ class DeviceClient:
         self.boots_seen = 0
         self.retries_done = 0
         self.identity: Identity | None = None
+        # Raw bytes received during the current request (at most the last
+        # RECEIVED_TAIL_BYTES), for error messages; garbage is kept here even
+        # though the decoder drops it.
+        self.received = bytearray()
 
     # -- frame level -------------------------------------------------------
 
@@ -240,7 +245,7 @@ class DeviceClient:
                     return
         raise DeviceTimeoutError(
             f"{self.name}: no boot announcement within {timeout_s or self.timeout_s:.1f} s; "
-            f"receive buffer: {bytes(self.decoder.buffer)!r}"
+            f"receive buffer: {bytes(self.received)!r}"
         )
 
     def _read_frames(self, deadline: float) -> list[Frame]:
@@ -249,10 +254,13 @@ class DeviceClient:
         data = self.port.read(max(1, self.port.in_waiting))
         if not data:
             return []
+        self.received += data
+        del self.received[:-RECEIVED_TAIL_BYTES]
         return self.decoder.feed(data)
 
     def _exchange_once(self, command: Command, payload: bytes) -> Frame:
         sequence = self._next_sequence()
+        self.received.clear()
         self.port.write(encode_frame(command, sequence, payload))
         deadline = time.monotonic() + self.timeout_s
         crc_errors_before = self.decoder.crc_errors
@@ -289,7 +297,7 @@ class DeviceClient:
                 raise _Retry(f"reply to {command.name} failed its CRC check")
         raise DeviceTimeoutError(
             f"{self.name}: no reply to {command.name} (sequence {sequence}) within {self.timeout_s:.1f} s; "
-            f"receive buffer: {bytes(self.decoder.buffer)!r}"
+            f"receive buffer: {bytes(self.received)!r}"
         )
 
     def request(self, command: Command, payload: bytes = b"") -> Frame:
@@ -303,7 +311,7 @@ class DeviceClient:
                         raise
                     raise DeviceError(
                         f"{self.name}: {command.name} failed after {self.retries + 1} attempts: {err}; "
-                        f"receive buffer: {bytes(self.decoder.buffer)!r}"
+                        f"receive buffer: {bytes(self.received)!r}"
                     ) from err
                 self.retries_done += 1
                 self.log.warning("retrying %s (attempt %d of %d): %s", command.name, attempt + 2, self.retries + 1, err)

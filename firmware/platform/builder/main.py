@@ -177,4 +177,22 @@ else:
 
 target_elf = env.BuildProgram()
 env.Depends(target_elf, [memory_ld, os.path.join(PROJECT_DIR, "ld", "sections.ld")])
+
+# `pio run -t upload` flashes a real board with the profile's tool; the
+# serial port is not involved (the ELF goes over the debug probe).
+upload = profile.get("upload", {})
+if upload.get("method") == "openocd":
+    env.Replace(
+        UPLOADCMD='openocd -f %s -c "program {$SOURCE} verify reset exit"' % upload.get("target", "")
+    )
+elif upload.get("method") == "pyocd":
+    env.Replace(UPLOADCMD="pyocd flash --target %s $SOURCE" % upload.get("target", ""))
+else:
+    env.Replace(
+        UPLOADCMD='echo "board %s is emulated: run it with harness deploy" && exit 1' % profile["name"]
+    )
+env.AddPlatformTarget(
+    "upload", target_elf, env.VerboseAction("$UPLOADCMD", "Uploading $SOURCE"), "Upload"
+)
+
 Default([target_elf])
