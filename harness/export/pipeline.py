@@ -9,6 +9,7 @@ An export directory contains:
 - `test_labels.npy`: int64 labels, absent when none are known;
 - `reference_outputs.npy`: int8, samples x output elements, from the
   TFLite Micro interpreter of the `tflite-micro` wheel;
+- `tflm_arena_report.txt`: the TFLite Micro allocation report at the smallest arena;
 - `export.json`: figures and provenance, written last.
 """
 
@@ -225,6 +226,8 @@ def _write_runtime_files(
 
     generated_matches = _check_generated_c(out_dir, test_inputs, reference, y.element_count)
     arena = tflm.probe_arena(out_dir / "model.tflite") if probe_arena else None
+    if arena is not None:
+        (out_dir / "tflm_arena_report.txt").write_text(arena.report)
 
     record: dict[str, Any] = {
         "model_hash": tflite.model_hash,
