@@ -7,9 +7,9 @@ project-local platform (`firmware/platform`, linked by platformio.ini) and a
 SCons installed from PyPI.  With both in place PlatformIO has nothing to
 download, so builds work on a fresh machine with an empty ~/.platformio.
 
-Each (board, runtime, variant) gets its own build directory, so SCons keeps
-the board support, protocol and runtime objects between trials and
-recompiles only the model's translation units; the `empty` variant builds
+Each (board, runtime, variant) gets its own build directory. SCons keeps
+the board support, protocol and runtime objects there between trials and
+recompiles only the model's translation units. The `empty` variant builds
 the same firmware with the empty model once, for the model's memory share.
 """
 
@@ -110,9 +110,11 @@ def check_runtime(runtime: str, model_dir: Path) -> None:
     tflm_root = os.environ.get("TFLM_ROOT", "")
     if not tflm_root or not (Path(tflm_root) / "tensorflow" / "lite" / "micro").is_dir():
         raise ConfigError(
-            "the tflm runtime needs TensorFlow Lite Micro sources: set TFLM_ROOT to a checkout of "
-            "github.com/tensorflow/tflite-micro (the directory holding tensorflow/lite/micro); "
-            f"TFLM_ROOT is {tflm_root!r}. The generated runtime (--runtime generated) needs nothing."
+            "the tflm runtime needs TensorFlow Lite Micro sources: in a checkout of "
+            "github.com/tensorflow/tflite-micro run `python3 tensorflow/lite/micro/tools/project_generation/"
+            "create_tflm_tree.py OUT_DIR` and set TFLM_ROOT=OUT_DIR (the directory holding "
+            f"tensorflow/lite/micro); TFLM_ROOT is {tflm_root!r}. "
+            "The generated runtime (--runtime generated) needs nothing."
         )
     if not (model_dir / "model_data.cc").is_file():
         raise ConfigError(f"{model_dir} has no model_data.cc (the model as a C array) for the tflm runtime")
@@ -139,8 +141,8 @@ def build_firmware(
 
     Returns a BuildResult; a memory-region overflow is returned in
     `overflows`, not raised.  Other build failures raise BuildError with the
-    end of the build log.  With `out_dir`, the ELF and map are copied there;
-    without it, `elf_path` and `map_path` point into the build directory and
+    end of the build log.  With `out_dir`, the ELF and map are copied there.
+    Without it, `elf_path` and `map_path` point into the build directory, so
     the next build of the same board and runtime overwrites them.
     """
     model_dir = Path(model_dir).resolve()

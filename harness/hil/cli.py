@@ -56,7 +56,11 @@ def _run_deploy(args: argparse.Namespace) -> int:
     accuracy = "-" if result.device_accuracy is None else f"{result.device_accuracy:.4f}"
     host = "-" if result.host_int8_accuracy is None else f"{result.host_int8_accuracy:.4f}"
     print(f"  device accuracy   {accuracy} on {result.samples} samples (host int8 {host}; outputs bit-equal to {result.reference_source})")
-    print(f"  latency           {result.latency_cycles:,} cycles per inference ({result.latency_source}; min {result.latency_cycles_min:,}, max {result.latency_cycles_max:,})")
+    unit = "instructions" if result.latency_source == "qemu-icount" else "cycles"
+    print(
+        f"  latency           {result.latency_cycles:,} {unit} per inference, median ({result.latency_source}; "
+        f"min {result.latency_cycles_min:,}, max {result.latency_cycles_max:,})"
+    )
     if result.latency_us is not None:
         print(f"                    {result.latency_us:,.1f} us at {profile.clock_hz / 1e6:g} MHz")
     print(f"  flash             {_format_bytes(result.flash_bytes)} total, {_format_bytes(result.model_flash_bytes)} model (linker map)")

@@ -1,10 +1,13 @@
 """`harness deploy`: build an export directory, run its test set on a board.
 
-Steps: build the firmware (and once the empty-model firmware for the model's
-memory share), start the emulator or open the real board's port, check
-that the device runs the model just built (model hash), send every test
-input, compare the outputs with the host reference bit for bit and the
-accuracy with the host int8 accuracy, read the device's memory report.
+Steps:
+1. Build the firmware, and once the empty-model firmware for the model's
+   memory share.
+2. Start the emulator or open the real board's port, and check by model
+   hash that the device runs the model just built.
+3. Send every test input and compare the outputs with the host reference
+   bit for bit, and the accuracy with the host int8 accuracy.
+4. Read the device's memory report.
 """
 
 from __future__ import annotations
@@ -38,10 +41,9 @@ class OutputMismatchError(DeviceError):
 class ExportBundle:
     """What deploy reads from an export directory.
 
-    `inputs`: int8, samples x input elements (flattened NHWC);
-    `reference`: int8, samples x output elements, or None when it must be
-    computed on the host; `labels`: int64, samples, or None for a foreign
-    model without labels.
+    `inputs`: int8, samples x input elements (flattened NHWC).
+    `reference`: int8, samples x output elements.
+    `labels`: int64, samples, or None for a foreign model without labels.
     """
 
     model_dir: Path
@@ -66,6 +68,8 @@ class DeployResult:
     host_int8_accuracy: float | None
     outputs_equal_reference: bool | None
     reference_source: str
+    # Median over the samples: DWT core cycles on real boards, instructions
+    # (SysTick ticks x 1e9 / systick_hz) under QEMU icount.
     latency_cycles: int | None
     latency_cycles_min: int | None
     latency_cycles_max: int | None
@@ -179,7 +183,7 @@ def _latency_source(profile: BoardProfile, source: CyclesSource) -> str:
     return "dwt-cyccnt"
 
 
-def _ticks_to_cycles(profile: BoardProfile, source: CyclesSource, ticks: np.ndarray) -> np.ndarray:
+def ticks_to_cycles(profile: BoardProfile, source: CyclesSource, ticks: np.ndarray) -> np.ndarray:
     """Convert counter ticks to cycles (DWT) or instructions (SysTick under icount)."""
     if source == CyclesSource.SYSTICK_ICOUNT:
         # Under -icount shift=0 one instruction is 1 ns of virtual time.
@@ -223,6 +227,8 @@ def deploy(
     """
     model_dir = Path(model_dir).resolve()
     bundle = load_export(model_dir)
+    # Find a real board's port before spending time on the build.
+    board_url = None if profile.emulated else resolve_board_url(profile, port)
     out_dir = Path(out_dir) if out_dir else model_dir / "deploy" / f"{profile.name}-{runtime}"
 
     build = build_firmware(profile, model_dir, runtime, out_dir=out_dir)
@@ -256,10 +262,10 @@ def deploy(
                 client.exit(0)
                 emulator.wait(10.0)
     else:
-        # NOTE: the upload step (openocd / pyocd) is not run here: flash the
-        # ELF with `pio run -t upload` first; the model hash check below
-        # rejects a board that still runs another model.
-        with open_url(resolve_board_url(profile, port), profile.serial.baud) as serial_port:
+        # NOTE: deploy does not flash real boards. Flash the ELF with
+        # `pio run -t upload` first; the model hash check then rejects a
+        # board that still runs another model.
+        with open_url(board_url, profile.serial.baud) as serial_port:
             client = DeviceClient(serial_port, profile.name)
             outputs, ticks, device_memory = run_on_device(client, bundle, profile.name)
             identity = client.identity
@@ -283,7 +289,7 @@ def deploy(
                 f"{float(host_accuracy):.4f} ({detail}); export.json and the test set disagree"
             )
 
-    cycles = _ticks_to_cycles(profile, identity.cycles_source, ticks)
+    cycles = ticks_to_cycles(profile, identity.cycles_source, ticks)
     latency_source = _latency_source(profile, identity.cycles_source)
     latency_cycles = int(np.median(cycles))
     latency_us = None

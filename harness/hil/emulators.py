@@ -1,4 +1,4 @@
-"""Emulated boards: QEMU (and Renode where a profile asks for it).
+"""Emulated boards: QEMU, and Renode where a profile selects it.
 
 `QemuBoard` starts `qemu-system-arm` with `-icount shift=0` (one instruction
 advances virtual time by 1 ns, so SysTick counts instructions), the UART on
@@ -115,7 +115,7 @@ class QemuBoard:
 
 
 def make_emulator(profile: BoardProfile, elf_path: Path, *, timeout_s: float | None = None) -> QemuBoard:
-    """Return the emulator the profile asks for; raise a clear error when it cannot run."""
+    """Return the emulator the profile selects; raise ConfigError or DeviceError when it cannot run."""
     kind = profile.emulator.kind
     if kind == "qemu":
         return QemuBoard(profile, elf_path, timeout_s=timeout_s)

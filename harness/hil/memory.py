@@ -1,9 +1,10 @@
 """Flash and RAM of a firmware image, per linker memory region.
 
 Sources: the linker map gives the memory regions ("Memory Configuration")
-and each output section's address, size and load address; the ELF section
-headers say which sections occupy space (SHF_ALLOC) and which have contents
-in the image (PROGBITS) or only reserve RAM (NOBITS: .bss, .heap, .stack).
+and each output section's address, size and load address.  The ELF section
+headers tell which sections occupy space (SHF_ALLOC), and which have
+contents in the image (PROGBITS) or only reserve RAM (NOBITS: .bss, .heap,
+.stack).
 The totals are cross-checked against `arm-none-eabi-size` (Berkeley format:
 flash = text + data, RAM = data + bss).
 

@@ -12,11 +12,11 @@ and both must change together)::
     6+N     4     CRC-32 (zlib.crc32) of bytes 2 .. 5+N
 
 `DeviceClient` sends one request at a time and waits for the frame with the
-same sequence number.  It skips garbage and frames with a bad CRC
-(resynchronizing on the next magic), ignores replies with a stale sequence
-number, retries on timeout or CRC error with a fresh sequence number, and
-raises `DeviceRestartedError` when the device announces a boot in the middle
-of a request, because the device has then lost its loaded input.
+same sequence number.  It skips garbage and frames with a bad CRC, and
+resynchronizes on the next magic.  It ignores replies with a stale sequence
+number and retries on timeout or CRC error with a fresh sequence number.
+A boot announcement in the middle of a request raises
+`DeviceRestartedError`, because the device has then lost its loaded input.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class ErrorCode(enum.IntEnum):
 
 
 class CyclesSource(enum.IntEnum):
-    """What the device's cycle counter counts (sent in the identify reply)."""
+    """Kind of the device's cycle counter, sent in the identify reply."""
 
     SYSTICK_ICOUNT = 0
     DWT_CYCCNT = 1
@@ -76,7 +76,7 @@ class DeviceRestartedError(DeviceError):
 
 
 class DeviceReportedError(DeviceError):
-    """The device answered a request with an error frame."""
+    """Error frame the device sent in reply to a request."""
 
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
@@ -143,8 +143,8 @@ class FrameDecoder:
 
     `feed()` takes any slice of the stream (a frame may span several reads)
     and returns the complete frames found.  Garbage before a magic is
-    dropped; a frame with a bad CRC or an oversized length is dropped and the
-    search restarts one byte after its magic.
+    dropped.  A frame with a bad CRC or an oversized length is dropped too,
+    and the search restarts one byte after its magic.
     """
 
     def __init__(self) -> None:
@@ -373,7 +373,7 @@ class DeviceClient:
             (loaded,) = struct.unpack("<I", reply.payload[:4])
             if loaded != offset + len(chunk):
                 raise DeviceError(
-                    f"{self.name}: device holds {loaded} input bytes after the chunk at {offset}, "
+                    f"{self.name}: device reports {loaded} input bytes loaded after the chunk at {offset}, "
                     f"expected {offset + len(chunk)}"
                 )
 

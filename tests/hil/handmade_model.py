@@ -1,8 +1,8 @@
 """A small hand-written int8 model in the export directory layout.
 
 It implements the model.h interface with one fully connected layer (int8
-weights, int32 bias, fixed-point requantization) and a numpy twin of the
-same integer arithmetic as the host reference, so the firmware, protocol and
+weights, int32 bias, fixed-point requantization).  A numpy twin of the same
+integer arithmetic is the host reference, so the firmware, protocol and
 deploy path can be tested without the TFLite export.  `padding_bytes` adds a
 constant array that the model references, to make a model of a given flash
 size (for the overflow test).

@@ -37,7 +37,7 @@ def test_map_memory_equals_arm_size(builds, name):
 
 @pytest.mark.parametrize("name", EMULATED_BOARDS + REAL_BOARDS)
 def test_model_weights_counted_in_flash(builds, name):
-    # The handmade model holds 4 x 1536 int8 weights in .rodata.
+    # The handmade model has 4 x 1536 int8 weights in .rodata.
     assert builds[name].memory.flash_bytes > 4 * 1536
 
 

@@ -56,7 +56,7 @@ def test_decoder_drops_corrupted_frame():
 
 
 def _garbage_server() -> tuple[socket.socket, threading.Thread]:
-    """A 127.0.0.1 server that answers every request with bytes that are no frame."""
+    """Start a 127.0.0.1 server that replies to every request with bytes that form no frame."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)

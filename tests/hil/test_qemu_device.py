@@ -1,7 +1,7 @@
 """The firmware and the protocol client against a real QEMU board.
 
 Faults come from a TCP proxy on 127.0.0.1 between the client and QEMU
-(tcp_proxy.FaultProxy), so the real firmware sees the damaged frames.
+(tcp_proxy.FaultProxy), so the real firmware receives the damaged frames.
 """
 
 import logging
@@ -175,7 +175,7 @@ def test_semihosting_exit_ends_qemu(device):
 def test_hard_timeout_kills_qemu(an386_build):
     profile, build = an386_build
     with QemuBoard(profile, build.elf_path, timeout_s=1.0) as emulator:
-        # Nobody connects, so QEMU waits on its UART server until killed.
+        # No client connects, so QEMU waits on its UART server until the timer kills it.
         assert emulator.wait(10) != 0
         assert emulator.timed_out
 

@@ -1,0 +1,86 @@
+"""Per-trial cost of the device stage on a QEMU board.
+
+Run as `python -m harness.hil.benchmark --board qemu-mps2-an386 --model DIR
+--next-model DIR2`.  It measures, with wall-clock timers:
+
+1. a cold build of DIR (its build directory deleted first),
+2. an incremental build of DIR2 right after, which is what a new trial costs
+   (two exports of the same network, as two trials would produce),
+3. the device run of DIR2's test set: QEMU start, boot, identify, every
+   sample, exit,
+
+and reports the instruction count per inference from SysTick under
+`-icount shift=0`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness.hil.boards import load_board
+from harness.hil.build import build_dir_for, build_firmware
+from harness.hil.deploy import ticks_to_cycles, load_export, run_on_device
+from harness.hil.emulators import make_emulator
+from harness.hil.protocol import DeviceClient
+from harness.hil.transport import open_url
+
+VARIANT = "benchmark"
+
+
+def run_benchmark(board: str, model_dir: Path, next_model_dir: Path) -> dict:
+    """Measure the builds and the device run; return times in seconds and instruction counts."""
+    profile = load_board(board)
+    build_dir = build_dir_for(profile, "generated", VARIANT) / profile.pio_env
+    shutil.rmtree(build_dir, ignore_errors=True)
+
+    cold = build_firmware(profile, model_dir, variant=VARIANT)
+    incremental = build_firmware(profile, next_model_dir, variant=VARIANT)
+    bundle = load_export(next_model_dir)
+
+    started = time.perf_counter()
+    with make_emulator(profile, incremental.elf_path) as emulator:
+        with open_url(emulator.url, profile.serial.baud) as port:
+            client = DeviceClient(port, profile.name)
+            client.wait_for_boot()
+            outputs, ticks, _memory = run_on_device(client, bundle, profile.name)
+            client.exit(0)
+            emulator.wait(10.0)
+    device_seconds = time.perf_counter() - started
+    instructions = ticks_to_cycles(profile, client.identity.cycles_source, ticks)
+
+    return {
+        "board": board,
+        "model": str(next_model_dir),
+        "cold_build_s": round(cold.seconds, 2),
+        "cold_build_units": len(cold.compiled),
+        "incremental_build_s": round(incremental.seconds, 2),
+        "incremental_build_units": len(incremental.compiled),
+        "samples": len(bundle.inputs),
+        "device_run_s": round(device_seconds, 2),
+        "device_stage_s": round(incremental.seconds + device_seconds, 2),
+        "instructions_per_inference_median": int(np.median(instructions)),
+        "instructions_per_inference_min": int(instructions.min()),
+        "instructions_per_inference_max": int(instructions.max()),
+        "outputs_equal_reference": bool(np.array_equal(outputs, bundle.reference)),
+        "flash_bytes": incremental.memory.flash_bytes,
+        "ram_bytes": incremental.memory.ram_bytes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--board", default="qemu-mps2-an386", help="QEMU board profile")
+    parser.add_argument("--model", type=Path, required=True, help="export directory built cold")
+    parser.add_argument("--next-model", type=Path, required=True, help="export directory built incrementally and run")
+    args = parser.parse_args()
+    print(json.dumps(run_benchmark(args.board, args.model, args.next_model), indent=2))
+
+
+if __name__ == "__main__":
+    main()
