@@ -2,8 +2,8 @@
  * Board support interface: one implementation per family in src/board/,
  * chosen by the board profile's `family` at build time.
  *
- * Data moves by polling; interrupts only wake the core from WFI and count
- * SysTick wraps, so the firmware has no concurrency: the host sends one
+ * Data moves by polling.  Interrupts only wake the core from WFI and count
+ * SysTick wraps, so the firmware has no concurrency.  The host sends one
  * request and waits for its reply.
  */
 #ifndef HARNESS_BOARD_H

@@ -5,7 +5,7 @@
  * recompiles the model sources and the glue and nothing else.
  *
  * Ownership: the input and output buffers are static arrays owned by the
- * runtime; the protocol writes input bytes into runtime_input() and reads
+ * runtime.  The protocol writes input bytes into runtime_input() and reads
  * the result from runtime_output() after runtime_invoke() returned 0.
  */
 #ifndef HARNESS_RUNTIME_H

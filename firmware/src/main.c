@@ -5,8 +5,8 @@
 int main(void)
 {
     cycles_init();
-    /* A failed init is kept by the runtime glue and returned by every
-     * runtime_invoke(), so the host sees it as a run error. */
+    /* The runtime glue stores a failed init and returns it from every
+     * runtime_invoke(), so the host receives it as a run error. */
     (void)runtime_init();
     protocol_announce_boot();
     protocol_serve();

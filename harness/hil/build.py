@@ -124,6 +124,55 @@ def check_runtime(runtime: str, model_dir: Path) -> None:
         )
 
 
+def _platformio_env(build_dir: Path, model_dir: Path, runtime: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PLATFORMIO_CORE_DIR=str(ensure_platformio_core()),
+        PLATFORMIO_BUILD_DIR=str(build_dir),
+        PLATFORMIO_SETTING_ENABLE_TELEMETRY="no",
+        PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL="3650",
+        PLATFORMIO_SETTING_CHECK_PRUNE_SYSTEM_THRESHOLD="0",
+        PLATFORMIO_NO_ANSI="true",
+        HARNESS_MODEL_DIR=str(model_dir),
+        HARNESS_RUNTIME=runtime,
+    )
+    return env
+
+
+def upload_firmware(profile: BoardProfile, model_dir: Path, runtime: str = "generated") -> None:
+    """Flash the last build of `model_dir` onto a real board with the profile's tool.
+
+    Runs `pio run -t upload` on the same build directory, so nothing is
+    rebuilt.  Raises ConfigError when the tool is not installed and
+    BuildError when flashing fails.
+    """
+    if profile.emulated:
+        raise ConfigError(f"board {profile.name} is emulated; it needs no upload")
+    tool = profile.upload_method
+    if shutil.which(tool) is None:
+        install = "apt-get install openocd" if tool == "openocd" else "pip install pyocd"
+        raise ConfigError(
+            f"board {profile.name} uploads with {tool}, which is not on PATH; run `{install}`, "
+            "or flash the ELF yourself and pass --no-upload"
+        )
+    model_dir = Path(model_dir).resolve()
+    build_dir = build_dir_for(profile, runtime, "model")
+    command = [
+        sys.executable, "-m", "platformio", "run", "--project-dir", str(FIRMWARE_DIR),
+        "-e", profile.pio_env, "-t", "upload",
+    ]
+    logger.info("board %s: flashing %s with %s", profile.name, model_dir.name, tool)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        completed = subprocess.run(
+            command, env=_platformio_env(build_dir, model_dir, runtime), capture_output=True, text=True,
+            timeout=BUILD_TIMEOUT_S, cwd=FIRMWARE_DIR,
+        )
+    if completed.returncode != 0:
+        tail = "\n".join((completed.stdout + completed.stderr).splitlines()[-20:])
+        raise BuildError(f"upload to {profile.name} with {tool} failed:\n{tail}")
+
+
 def build_dir_for(profile: BoardProfile, runtime: str, variant: str) -> Path:
     """PlatformIO build_dir of one (runtime, variant); the board's env is a subfolder."""
     return BUILD_ROOT / f"{runtime}-{variant}"
@@ -147,21 +196,9 @@ def build_firmware(
     """
     model_dir = Path(model_dir).resolve()
     check_runtime(runtime, model_dir)
-    core_dir = ensure_platformio_core()
     build_dir = build_dir_for(profile, runtime, variant)
     build_dir.mkdir(parents=True, exist_ok=True)
-
-    env = dict(os.environ)
-    env.update(
-        PLATFORMIO_CORE_DIR=str(core_dir),
-        PLATFORMIO_BUILD_DIR=str(build_dir),
-        PLATFORMIO_SETTING_ENABLE_TELEMETRY="no",
-        PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL="3650",
-        PLATFORMIO_SETTING_CHECK_PRUNE_SYSTEM_THRESHOLD="0",
-        PLATFORMIO_NO_ANSI="true",
-        HARNESS_MODEL_DIR=str(model_dir),
-        HARNESS_RUNTIME=runtime,
-    )
+    env = _platformio_env(build_dir, model_dir, runtime)
     command = [sys.executable, "-m", "platformio", "run", "--project-dir", str(FIRMWARE_DIR), "-e", profile.pio_env]
 
     # One build at a time per build directory: SCons state is not shared-safe.

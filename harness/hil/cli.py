@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deploy_parser.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     deploy_parser.add_argument("--out", type=Path, help="directory for firmware.elf and firmware.map (default: MODEL/deploy/BOARD-RUNTIME)")
     deploy_parser.add_argument("--port", help="serial port or pyserial URL of a real board (overrides the profile)")
+    deploy_parser.add_argument(
+        "--no-upload", action="store_true",
+        help="real boards: do not flash, use the firmware already on the board (checked by model hash)",
+    )
     deploy_parser.set_defaults(func=_run_deploy)
 
     boards_parser = subparsers.add_parser("boards", help="list the board profiles")
@@ -42,7 +46,7 @@ def _run_deploy(args: argparse.Namespace) -> int:
     from harness.hil.deploy import deploy
 
     profile = load_board(args.board)
-    result = deploy(profile, args.model, args.runtime, out_dir=args.out, port=args.port)
+    result = deploy(profile, args.model, args.runtime, out_dir=args.out, port=args.port, upload=not args.no_upload)
     record = result.as_dict()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

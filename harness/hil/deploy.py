@@ -23,7 +23,7 @@ import numpy as np
 
 from harness.errors import ConfigError, DeviceError
 from harness.hil.boards import BoardProfile
-from harness.hil.build import BuildResult, build_firmware, empty_model_memory
+from harness.hil.build import BuildResult, build_firmware, empty_model_memory, upload_firmware
 from harness.hil.emulators import make_emulator
 from harness.hil.protocol import CyclesSource, DeviceClient, DeviceMemory
 from harness.hil.transport import open_url, resolve_board_url
@@ -218,12 +218,14 @@ def deploy(
     *,
     out_dir: Path | None = None,
     port: str | None = None,
+    upload: bool = True,
 ) -> DeployResult:
     """Build, run and measure one export directory on one board.
 
     Raises OutputMismatchError when the device outputs or accuracy differ
     from the host int8 reference.  A model that does not fit returns a
-    result with `feasible = False` and the overflow records.
+    result with `feasible = False` and the overflow records.  Real boards
+    are flashed with the profile's tool unless `upload` is False.
     """
     model_dir = Path(model_dir).resolve()
     bundle = load_export(model_dir)
@@ -262,9 +264,9 @@ def deploy(
                 client.exit(0)
                 emulator.wait(10.0)
     else:
-        # NOTE: deploy does not flash real boards. Flash the ELF with
-        # `pio run -t upload` first; the model hash check then rejects a
-        # board that still runs another model.
+        if upload:
+            upload_firmware(profile, model_dir, runtime)
+        # The model hash check rejects a board that still runs another model.
         with open_url(board_url, profile.serial.baud) as serial_port:
             client = DeviceClient(serial_port, profile.name)
             outputs, ticks, device_memory = run_on_device(client, bundle, profile.name)

@@ -9,7 +9,7 @@ from handmade_model import write_handmade_model
 from harness.errors import ConfigError
 from harness.hil import build as build_module
 from harness.hil.boards import load_board
-from harness.hil.build import build_firmware, check_runtime
+from harness.hil.build import build_firmware, check_runtime, upload_firmware
 from harness.hil.deploy import deploy
 from harness.hil.memory import parse_overflows, run_size
 
@@ -105,3 +105,11 @@ def test_tflm_build(real_export):
         pytest.skip("TFLite Micro sources not provided: set TFLM_ROOT to a create_tflm_tree.py output to run this")
     result = build_firmware(load_board("qemu-mps2-an386"), real_export, "tflm")
     assert result.fits
+
+
+def test_upload_without_tool_says_how(handmade_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither openocd nor pyocd on PATH
+    with pytest.raises(ConfigError, match="apt-get install openocd"):
+        upload_firmware(load_board("nucleo-f746zg"), handmade_dir)
+    with pytest.raises(ConfigError, match="pip install pyocd"):
+        upload_firmware(load_board("nrf52840dk"), handmade_dir)

@@ -16,9 +16,9 @@ by `harness.hil.build`:
 - `TFLM_ROOT`: TFLite Micro source tree, only for the `tflm` runtime.
 
 Only the model's sources and the small runtime glue are compiled into
-`$BUILD_DIR/model` and `$BUILD_DIR/runtime`; everything else lives in
-`$BUILD_DIR/src` and is reused by SCons between models, so a new trial
-recompiles one or two translation units and relinks.
+`$BUILD_DIR/model` and `$BUILD_DIR/runtime`.  Everything else lives in
+`$BUILD_DIR/src` and SCons reuses it between models, so a new trial
+recompiles the model's translation units and the glue, then relinks.
 """
 
 import os
