@@ -2,7 +2,7 @@
  * int8 inference kernels for the generated-C runtime (see nn_kernels.h).
  *
  * The fixed-point helpers reproduce the TensorFlow Lite reference
- * arithmetic bit for bit: a rounding doubling high multiply that
+ * arithmetic bit for bit. They are a rounding doubling high multiply that
  * saturates only for INT32_MIN * INT32_MIN, a divide by a power of two
  * that rounds half away from zero, and the gemmlowp-style fixed-point
  * exp, reciprocal and logistic used by SOFTMAX and LOGISTIC. Signed right
@@ -52,7 +52,7 @@ static int32_t rounding_divide_by_pot(int32_t x, int32_t exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/* x * multiplier * 2^shift with multiplier a Q0.31 value in [0.5, 1). */
+/* Return x * multiplier * 2^shift, rounded, where multiplier is a Q0.31 value in [0.5, 1). */
 static int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t left_shift = shift > 0 ? shift : 0;

@@ -20,7 +20,7 @@
 /* Maximum tensor rank handled by the shape-generic kernels. */
 #define NN_MAX_RANK 6
 
-/* CONV_2D on NHWC tensors; weights are [out_c][k_h][k_w][filter_in_c]. */
+/* CONV_2D on NHWC tensors, with weights laid out [out_c][k_h][k_w][filter_in_c]. */
 typedef struct {
     int32_t batches, in_h, in_w, in_c;
     int32_t out_h, out_w, out_c;
@@ -33,7 +33,7 @@ typedef struct {
     const int32_t *shift;      /* out_c entries */
 } nn_conv_params;
 
-/* DEPTHWISE_CONV_2D; weights are [1][k_h][k_w][out_c], out_c = in_c * depth_multiplier. */
+/* DEPTHWISE_CONV_2D with weights [1][k_h][k_w][out_c], where out_c = in_c * depth_multiplier. */
 typedef struct {
     int32_t batches, in_h, in_w, in_c;
     int32_t out_h, out_w, out_c, depth_multiplier;
@@ -46,7 +46,7 @@ typedef struct {
     const int32_t *shift;
 } nn_depthwise_params;
 
-/* FULLY_CONNECTED; weights are [out_depth][accum_depth]. */
+/* FULLY_CONNECTED with weights [out_depth][accum_depth]. */
 typedef struct {
     int32_t batches, accum_depth, out_depth;
     int32_t per_channel; /* 1: multiplier/shift have out_depth entries, 0: one entry */
