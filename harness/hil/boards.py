@@ -51,12 +51,15 @@ class EmulatorSettings:
 
     `systick_hz` is the clock the emulator drives SysTick with, so that
     under QEMU `-icount shift=0` one tick is 1e9 / systick_hz instructions.
+    For Renode, `machine` is a platform description (.repl) and `uart` the
+    peripheral the firmware's UART is, e.g. "sysbus.usart1".
     """
 
     kind: str
     machine: str
     timeout_s: float
     systick_hz: int
+    uart: str = ""
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,10 @@ def parse_profile(path: Path) -> BoardProfile:
             timeout_s=emulator.get("timeout_s", float, "seconds", 120.0),
             systick_hz=(
                 emulator.positive_int("systick_hz") if emulator_kind == "qemu" else top.positive_int("clock_hz")
+            ),
+            uart=emulator.get(
+                "uart", str, "the Renode UART peripheral, e.g. \"sysbus.usart1\"",
+                ... if emulator_kind == "renode" else "",
             ),
         ),
         constraints=constraint_values,

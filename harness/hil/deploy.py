@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,12 +35,12 @@ RANDOM_INPUT_SAMPLES = 16
 
 
 class OutputMismatchError(DeviceError):
-    """Device outputs differ from the host reference."""
+    """Error raised when device outputs differ from the host reference."""
 
 
 @dataclass
 class ExportBundle:
-    """What deploy reads from an export directory.
+    """Contents of an export directory that deploy uses.
 
     `inputs`: int8, samples x input elements (flattened NHWC).
     `reference`: int8, samples x output elements.
@@ -57,7 +58,7 @@ class ExportBundle:
 
 @dataclass
 class DeployResult:
-    """Everything `harness deploy` reports; each number names its source."""
+    """Result record of `harness deploy`; each number names its source."""
 
     board: str
     runtime: str
@@ -262,7 +263,11 @@ def deploy(
                 outputs, ticks, device_memory = run_on_device(client, bundle, profile.name)
                 identity = client.identity
                 client.exit(0)
-                emulator.wait(10.0)
+                try:
+                    emulator.wait(10.0)
+                except subprocess.TimeoutExpired:
+                    # The results are in; closing the emulator kills it.
+                    logger.warning("board %s: emulator still running 10 s after the exit request", profile.name)
     else:
         if upload:
             upload_firmware(profile, model_dir, runtime)

@@ -17,7 +17,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from harness.errors import ConfigError, DeviceError
+from harness.errors import ConfigError
 from harness.hil.boards import BoardProfile
 
 logger = logging.getLogger(__name__)
@@ -30,14 +30,20 @@ def free_tcp_port() -> int:
         return probe.getsockname()[1]
 
 
-class QemuBoard:
-    """One QEMU process running a firmware ELF; `url` is its UART."""
+class EmulatedBoard:
+    """One emulator process running a firmware ELF; `url` is its UART.
+
+    Subclasses give the command line.  The process is killed after
+    `timeout_s` seconds, and `close()` always reaps it.
+    """
+
+    kind = ""
 
     def __init__(self, profile: BoardProfile, elf_path: Path, *, timeout_s: float | None = None) -> None:
-        if profile.emulator.kind != "qemu":
-            raise ConfigError(f"board {profile.name} is not a QEMU profile (emulator.kind = {profile.emulator.kind!r})")
-        if shutil.which("qemu-system-arm") is None:
-            raise ConfigError("qemu-system-arm not found; install Debian's qemu-system-arm")
+        if profile.emulator.kind != self.kind:
+            raise ConfigError(
+                f"board {profile.name} is not a {self.kind} profile (emulator.kind = {profile.emulator.kind!r})"
+            )
         self.profile = profile
         self.elf_path = Path(elf_path)
         self.timeout_s = timeout_s if timeout_s is not None else profile.emulator.timeout_s
@@ -47,6 +53,73 @@ class QemuBoard:
         self.timed_out = False
         self._timer: threading.Timer | None = None
         self.log = logging.getLogger(f"harness.hil.device.{profile.name}")
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> "EmulatedBoard":
+        self.log.info("starting %s %s on port %d: %s", self.kind, self.profile.emulator.machine, self.port, self.elf_path)
+        self.process = subprocess.Popen(
+            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self._timer = threading.Timer(self.timeout_s, self._kill_on_timeout)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def _kill_on_timeout(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.timed_out = True
+            self.log.error("%s ran past its hard timeout of %.0f s; killing pid %d", self.kind, self.timeout_s, self.process.pid)
+            self.process.kill()
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for the emulator to exit (after a semihosting exit); return its status."""
+        assert self.process is not None
+        return self.process.wait(timeout_s)
+
+    def output(self) -> str:
+        """The emulator's own stdout and stderr, once it has exited."""
+        if self.process is None or self.process.poll() is None or self.process.stdout is None:
+            return ""
+        return self.process.stdout.read().decode(errors="replace")
+
+    def close(self) -> None:
+        """Stop the emulator if it still runs and reap it; safe to call twice."""
+        if self._timer is not None:
+            self._timer.cancel()
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(2.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.log.debug("%s pid %d ended with status %s", self.kind, process.pid, process.returncode)
+
+    def __enter__(self) -> "EmulatedBoard":
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class QemuBoard(EmulatedBoard):
+    """QEMU with `-icount shift=0`, semihosting and the UART on a TCP server."""
+
+    kind = "qemu"
+
+    def __init__(self, profile: BoardProfile, elf_path: Path, *, timeout_s: float | None = None) -> None:
+        if shutil.which("qemu-system-arm") is None:
+            raise ConfigError("qemu-system-arm not found; install Debian's qemu-system-arm")
+        super().__init__(profile, elf_path, timeout_s=timeout_s)
 
     def command(self) -> list[str]:
         return [
@@ -60,72 +133,47 @@ class QemuBoard:
             "-kernel", str(self.elf_path),
         ]
 
-    def start(self) -> "QemuBoard":
-        self.log.info("starting QEMU %s on port %d: %s", self.profile.emulator.machine, self.port, self.elf_path)
-        self.process = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+
+class RenodeBoard(EmulatedBoard):
+    """Renode with the profile's platform description and its UART on a server socket.
+
+    Renode counts no instructions the way QEMU icount does, so deploy labels
+    its SysTick latency "renode-systick".
+
+    NOTE: Renode is not installed on the development machine, so this runner
+    has never been started; the script follows Renode's documented monitor
+    commands (mach create, LoadPlatformDescription, LoadELF,
+    CreateServerSocketTerminal, connector Connect).
+    """
+
+    kind = "renode"
+
+    def __init__(self, profile: BoardProfile, elf_path: Path, *, timeout_s: float | None = None) -> None:
+        if shutil.which("renode") is None:
+            raise ConfigError(
+                f"board {profile.name} selects Renode (emulator.kind = 'renode') but `renode` is not on "
+                "PATH; install Renode from https://renode.io or use a QEMU profile"
+            )
+        super().__init__(profile, elf_path, timeout_s=timeout_s)
+
+    def command(self) -> list[str]:
+        script = self.elf_path.with_suffix(".resc")
+        script.write_text(
+            "mach create\n"
+            f"machine LoadPlatformDescription @{self.profile.emulator.machine}\n"
+            f"sysbus LoadELF @{self.elf_path}\n"
+            f'emulation CreateServerSocketTerminal {self.port} "harness_uart" false\n'
+            f"connector Connect {self.profile.emulator.uart} harness_uart\n"
+            "start\n"
         )
-        self._timer = threading.Timer(self.timeout_s, self._kill_on_timeout)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def _kill_on_timeout(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.timed_out = True
-            self.log.error("QEMU ran past its hard timeout of %.0f s; killing pid %d", self.timeout_s, self.process.pid)
-            self.process.kill()
-
-    def wait(self, timeout_s: float) -> int:
-        """Wait for QEMU to exit (after a semihosting exit); return its status."""
-        assert self.process is not None
-        return self.process.wait(timeout_s)
-
-    def output(self) -> str:
-        """QEMU's own stdout and stderr, once it has exited."""
-        if self.process is None or self.process.poll() is None or self.process.stdout is None:
-            return ""
-        return self.process.stdout.read().decode(errors="replace")
-
-    def close(self) -> None:
-        """Stop QEMU if it still runs and reap it; safe to call twice."""
-        if self._timer is not None:
-            self._timer.cancel()
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(2.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.log.debug("QEMU pid %d ended with status %s", process.pid, process.returncode)
-
-    def __enter__(self) -> "QemuBoard":
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+        return ["renode", "--disable-xwt", "--console", "--plain", str(script)]
 
 
-def make_emulator(profile: BoardProfile, elf_path: Path, *, timeout_s: float | None = None) -> QemuBoard:
+def make_emulator(profile: BoardProfile, elf_path: Path, *, timeout_s: float | None = None) -> EmulatedBoard:
     """Return the emulator the profile selects; raise ConfigError or DeviceError when it cannot run."""
     kind = profile.emulator.kind
     if kind == "qemu":
         return QemuBoard(profile, elf_path, timeout_s=timeout_s)
     if kind == "renode":
-        if shutil.which("renode") is None:
-            raise ConfigError(
-                f"board {profile.name} asks for Renode (emulator.kind = 'renode') but `renode` is not on "
-                "PATH; install Renode from https://renode.io or use a QEMU profile"
-            )
-        # TODO: Renode is not installed on the development machine, so the
-        # Renode runner (platform script, UART on a socket terminal) is unwritten.
-        raise DeviceError(f"board {profile.name}: the Renode runner is not implemented yet; use a QEMU profile")
+        return RenodeBoard(profile, elf_path, timeout_s=timeout_s)
     raise ConfigError(f"board {profile.name} has no emulator (emulator.kind = 'none'); it needs a real board")

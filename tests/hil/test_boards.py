@@ -8,6 +8,7 @@ from conftest import EMULATED_BOARDS, REAL_BOARDS
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.hil.boards import BOARDS_DIR, list_boards, load_board, parse_profile
+from harness.hil.emulators import make_emulator
 
 
 def test_all_profiles_load():
@@ -76,3 +77,17 @@ def test_boards_command_lists_profiles(capsys):
     output = capsys.readouterr().out
     for name in EMULATED_BOARDS + REAL_BOARDS:
         assert name in output
+
+
+def test_renode_profile_needs_uart(tmp_path):
+    path = _write_variant(tmp_path, 'kind = "qemu"', 'kind = "renode"')
+    with pytest.raises(ConfigError, match="'emulator.uart' is missing"):
+        parse_profile(path)
+
+
+def test_renode_missing_gives_clear_error(tmp_path, monkeypatch):
+    path = _write_variant(tmp_path, 'kind = "qemu"', 'kind = "renode"\nuart = "sysbus.uart0"')
+    profile = parse_profile(path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no renode on PATH
+    with pytest.raises(ConfigError, match="renode.io"):
+        make_emulator(profile, tmp_path / "firmware.elf")
