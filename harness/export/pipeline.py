@@ -73,11 +73,18 @@ def export_checkpoint(
     splits = load_dataset(meta["dataset"], seed=int(meta.get("seed", 0)), data_dir=data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    # One thread: the conversion is slower with two on a shared 2-core host.
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    started = time.perf_counter()
-    tflite_path = out_dir / "model.tflite"
-    tflite = convert_to_tflite(model, splits.X_train, tflite_path, min(calibration_samples, len(splits.X_train)))
-    conversion_s = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        tflite_path = out_dir / "model.tflite"
+        tflite = convert_to_tflite(
+            model, splits.X_train, tflite_path, min(calibration_samples, len(splits.X_train))
+        )
+        conversion_s = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(threads)
     model_bytes = tflite_path.read_bytes()
 
     # Validation and test samples are both held out from calibration; small

@@ -162,3 +162,30 @@ def test_softmax_avgpool_head_bit_exact(tmp_path: Path) -> None:
     assert "SOFTMAX" in tflite.op_names()
     assert "AVERAGE_POOL_2D" in tflite.op_names()
     assert_bit_exact(*compare_with_tflm(path.read_bytes(), tmp_path / "c", samples=50))
+
+
+class _HardSigmoidGate(nn.Module):
+    """Squeeze-and-excitation with a hard sigmoid, which the converter would otherwise leave in float."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, (1, 3), padding=(0, 1))
+        self.squeeze = nn.Conv2d(8, 8, 1)
+        self.classifier = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.hardswish(self.conv(x))
+        x = x * nn.functional.hardsigmoid(self.squeeze(x.mean((2, 3), keepdim=True)))
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_hardsigmoid_converts_to_int8(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _HardSigmoidGate().eval()
+    X = torch.randn(48, 4, 1, 20, generator=torch.Generator().manual_seed(5))
+    path = tmp_path / "hardsigmoid.tflite"
+    tflite = convert_to_tflite(model, X[:16], path, calibration_samples=16)
+    result = numeric_gate(model, tflite, path.read_bytes(), X[16:])
+    assert "HARD_SWISH" in tflite.op_names()
+    assert result.logit_cosine >= 0.95
+    assert_bit_exact(*compare_with_tflm(path.read_bytes(), tmp_path / "c", samples=50))
