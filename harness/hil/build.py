@@ -16,6 +16,7 @@ the same firmware with the empty model once, for the model's memory share.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -257,14 +258,52 @@ def build_firmware(
 _EMPTY_CACHE: dict[tuple[str, str], MemoryUsage] = {}
 
 
+def firmware_fingerprint(profile: BoardProfile) -> str:
+    """SHA-256 of every firmware source, the platform builder and the board profile.
+
+    Everything a build depends on except the model and the toolchain.
+    """
+    digest = hashlib.sha256()
+    roots = [FIRMWARE_DIR / name for name in ("src", "include", "ld", "platform", "runtime", "models")]
+    files = sorted(
+        path for root in roots for path in root.rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    )
+    for path in files + [FIRMWARE_DIR / "platformio.ini", profile.path]:
+        digest.update(str(path.relative_to(REPO_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def empty_model_memory(profile: BoardProfile, runtime: str = "generated") -> MemoryUsage:
-    """Memory of the firmware with the empty model (built once per process, board and runtime)."""
+    """Memory of the firmware with the empty model, built once per board and firmware version.
+
+    The result is cached in memory and in `empty-memory.json` beside the
+    build, keyed by `firmware_fingerprint`, so later trials and processes
+    skip the build.
+    """
     key = (profile.name, runtime)
-    if key not in _EMPTY_CACHE:
-        # The empty model has no model_data.cc, so the tflm baseline uses the
-        # generated glue too; its share then includes the interpreter.
-        baseline_runtime = "generated"
-        result = build_firmware(profile, EMPTY_MODEL_DIR, baseline_runtime, variant="empty")
-        assert result.memory is not None, "the empty model always fits"
-        _EMPTY_CACHE[key] = result.memory
-    return _EMPTY_CACHE[key]
+    if key in _EMPTY_CACHE:
+        return _EMPTY_CACHE[key]
+
+    # The empty model has no model_data.cc, so the tflm baseline uses the
+    # generated glue too; its share then includes the interpreter.
+    baseline_runtime = "generated"
+    cache_path = build_dir_for(profile, baseline_runtime, "empty") / profile.pio_env / "empty-memory.json"
+    fingerprint = firmware_fingerprint(profile)
+    if cache_path.is_file():
+        cached = json.loads(cache_path.read_text())
+        if cached.get("fingerprint") == fingerprint:
+            _EMPTY_CACHE[key] = MemoryUsage(
+                flash_bytes=cached["flash_bytes"], ram_bytes=cached["ram_bytes"], regions=(),
+                size_text=cached["size_text"], size_data=cached["size_data"], size_bss=cached["size_bss"],
+            )
+            return _EMPTY_CACHE[key]
+
+    result = build_firmware(profile, EMPTY_MODEL_DIR, baseline_runtime, variant="empty")
+    assert result.memory is not None, "the empty model always fits"
+    memory = result.memory
+    cache_path.write_text(json.dumps({
+        "fingerprint": fingerprint, "flash_bytes": memory.flash_bytes, "ram_bytes": memory.ram_bytes,
+        "size_text": memory.size_text, "size_data": memory.size_data, "size_bss": memory.size_bss,
+    }))
+    _EMPTY_CACHE[key] = memory
+    return memory

@@ -100,9 +100,11 @@ def test_tflm_without_sources_says_how(handmade_dir, monkeypatch):
         check_runtime("tflm", handmade_dir)
 
 
+@pytest.mark.skipif(
+    not os.environ.get("TFLM_ROOT"),
+    reason="TFLite Micro sources not provided: set TFLM_ROOT to a create_tflm_tree.py output to run this",
+)
 def test_tflm_build(real_export):
-    if not os.environ.get("TFLM_ROOT"):
-        pytest.skip("TFLite Micro sources not provided: set TFLM_ROOT to a create_tflm_tree.py output to run this")
     result = build_firmware(load_board("qemu-mps2-an386"), real_export, "tflm")
     assert result.fits
 
