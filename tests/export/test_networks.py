@@ -18,7 +18,7 @@ from torch import nn
 from export_helpers import assert_bit_exact, compare_with_tflm, needs_gcc
 from harness.compress.pruning import apply_masks
 from harness.errors import ExportError
-from harness.export.convert import convert_to_tflite
+from harness.export.convert import check_fully_int8, convert_to_tflite
 from harness.export.gate import numeric_gate, quantize_inputs
 from harness.export.tflite_model import read_tflite
 from harness.models import build_network
@@ -189,3 +189,17 @@ def test_hardsigmoid_converts_to_int8(tmp_path: Path) -> None:
     assert "HARD_SWISH" in tflite.op_names()
     assert result.logit_cosine >= 0.95
     assert_bit_exact(*compare_with_tflm(path.read_bytes(), tmp_path / "c", samples=50))
+
+
+
+def test_float_operator_fails_conversion_check() -> None:
+    from tflite_builder import ModelBuilder
+
+    builder = ModelBuilder()
+    x = builder.tensor((1, 4), scale=0.1, zero_point=0)
+    y = builder.tensor((1, 4), "FLOAT32")
+    builder.op("DEQUANTIZE", [x], [y])
+    model = read_tflite(builder.build([x], [y]), source="dequantize.tflite")
+    with pytest.raises(ExportError, match="not fully int8") as info:
+        check_fully_int8(model)
+    assert "DEQUANTIZE#0" in str(info.value)
