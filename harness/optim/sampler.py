@@ -179,7 +179,7 @@ class StrategySampler(BaseSampler):
     def sample_relative(self, study, trial, search_space):
         if not search_space:
             return {}
-        trials = study._get_trials(deepcopy=False, use_cache=True)
+        trials = study.get_trials(deepcopy=False)
         started = [t for t in trials if t.number < trial.number]
         if len(started) < self.n_init:
             return {}

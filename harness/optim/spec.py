@@ -1,8 +1,8 @@
 """Objectives, constraints, trial states and the normalization every strategy shares.
 
-Everything a strategy sees is normalized the way the design prescribes: each
-objective is mapped to a value that is maximized, equals 0 at its bound (the
-constraint or reference value) and 1 at its ideal value,
+Strategies receive normalized values only. Each objective is mapped to a
+value that is maximized, equals 0 at its bound (the constraint or reference
+value) and 1 at its ideal value,
 
     y = (value - bound) / (ideal - bound)
 

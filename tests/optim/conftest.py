@@ -6,8 +6,8 @@ import torch
 # options that keep each strategy's proposal well under a second on small problems
 FAST_OPTIONS = {
     "ars": {"n_directions": 100, "iterations": 3, "mc_samples": 8},
-    "parego": {"num_restarts": 2, "raw_samples": 32, "maxiter": 30},
-    "nehvi": {"num_restarts": 2, "raw_samples": 32, "maxiter": 30},
+    "parego": {"num_restarts": 1, "raw_samples": 16, "maxiter": 20},
+    "nehvi": {"num_restarts": 1, "raw_samples": 16, "maxiter": 20},
     "turbo": {"n_candidates": 256},
     "morbo": {"n_candidates": 256},
 }

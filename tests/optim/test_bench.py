@@ -22,7 +22,8 @@ def test_bench_command_writes_csv_plot_summary(tmp_path):
     assert len(rows) == 2 * 2 * 2 * 12
     assert (tmp_path / "hv.png").stat().st_size > 1000
     summary = (tmp_path / "summary.md").read_text()
-    assert "## passino" in summary and "## branincurrin" in summary
+    assert "## passino" in summary
+    assert "## branincurrin" in summary
     assert "ARS-MOBO at least equal" in summary
 
 
@@ -71,11 +72,14 @@ def test_nas_problem_couplings():
     dense = {**base, **{k: 0.1 for k in base if k.startswith("sparsity.")}}
     acc_s, flash_s, ram_s, flops_s = nas_response(sparse)
     acc_d, flash_d, ram_d, flops_d = nas_response(dense)
-    assert flash_s < flash_d and ram_s < ram_d and flops_s < flops_d
+    assert flash_s < flash_d
+    assert ram_s < ram_d
+    assert flops_s < flops_d
     assert acc_s < acc_d  # past a point, pruning costs accuracy
     few = nas_response({**dense, "epochs": 100})[0]
     bad_lr = nas_response({**dense, "lr": 1e-5})[0]
-    assert few < acc_d and bad_lr < acc_d
+    assert few < acc_d
+    assert bad_lr < acc_d
 
 
 @pytest.mark.slow
