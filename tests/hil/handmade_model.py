@@ -5,7 +5,8 @@ weights, int32 bias, fixed-point requantization).  A numpy twin of the same
 integer arithmetic is the host reference, so the firmware, protocol and
 deploy path can be tested without the TFLite export.  `padding_bytes` adds a
 constant array that the model references, to make a model of a given flash
-size (for the overflow test).
+size, and `arena_bytes` sets the size of its static arena in RAM (both for
+the overflow tests).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def _c_array(values: np.ndarray) -> str:
     return ",\n".join(", ".join(items[i : i + 24]) for i in range(0, len(items), 24))
 
 
-def write_handmade_model(out_dir: Path, *, samples: int = 40, seed: int = 0, padding_bytes: int = 0) -> Path:
+def write_handmade_model(
+    out_dir: Path, *, samples: int = 40, seed: int = 0, padding_bytes: int = 0, arena_bytes: int = 16
+) -> Path:
     """Write model.h, model.c, test_inputs.npy, test_labels.npy, reference_outputs.npy, export.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,7 +53,9 @@ def write_handmade_model(out_dir: Path, *, samples: int = 40, seed: int = 0, pad
     labels[::4] = (labels[::4] + 1) % OUTPUT_ELEMENTS  # a quarter wrong: accuracy 0.75
     accuracy = float(np.mean(reference.argmax(axis=1) == labels))
 
-    digest = hashlib.sha256(weights.tobytes() + bias.tobytes() + padding_bytes.to_bytes(8, "little"))
+    digest = hashlib.sha256(
+        weights.tobytes() + bias.tobytes() + padding_bytes.to_bytes(8, "little") + arena_bytes.to_bytes(8, "little")
+    )
     model_hash = digest.hexdigest()[:16]
 
     (out_dir / "model.h").write_text(
@@ -59,7 +64,7 @@ def write_handmade_model(out_dir: Path, *, samples: int = 40, seed: int = 0, pad
 #include <stdint.h>
 #define MODEL_INPUT_BYTES {input_bytes}
 #define MODEL_OUTPUT_BYTES {OUTPUT_ELEMENTS}
-#define MODEL_ARENA_BYTES 16
+#define MODEL_ARENA_BYTES {arena_bytes}
 #define MODEL_INPUT_SCALE 0.05f
 #define MODEL_INPUT_ZERO_POINT {INPUT_ZERO_POINT}
 #define MODEL_OUTPUT_SCALE 0.1f
@@ -84,7 +89,7 @@ static const int8_t g_weights[{OUTPUT_ELEMENTS}][{input_bytes}] = {{
 {_c_array(weights)}
 }};
 static const int32_t g_bias[{OUTPUT_ELEMENTS}] = {{ {_c_array(bias)} }};
-static int64_t g_arena[2];
+static volatile int64_t g_arena[{max(arena_bytes // 8, 1)}];
 {padding}
 int model_invoke(const int8_t *input, int8_t *output)
 {{
@@ -119,7 +124,7 @@ int model_invoke(const int8_t *input, int8_t *output)
         "output_scale": 0.1,
         "output_zero_point": OUTPUT_ZERO_POINT,
         "tflm_arena_bytes": None,
-        "generated_arena_bytes": 16,
+        "generated_arena_bytes": arena_bytes,
         "weight_bytes": int(weights.size + 4 * bias.size + padding_bytes),
         "source_checkpoint": None,
     }

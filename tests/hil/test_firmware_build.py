@@ -63,6 +63,14 @@ def test_flash_overflow_is_a_record(tmp_path):
     assert expected <= result.overflows[0].overflow_bytes <= expected + 16
 
 
+def test_ram_overflow_is_a_record(tmp_path):
+    profile = load_board("qemu-netduinoplus2")
+    arena = 200_000  # the STM32F405 has 128 KB of RAM for the linker
+    result = build_firmware(profile, write_handmade_model(tmp_path / "big-arena", arena_bytes=arena))
+    assert [overflow.region for overflow in result.overflows] == ["RAM"]
+    assert result.overflows[0].overflow_bytes > arena - profile.region("ram").length
+
+
 def test_deploy_reports_overflow_as_infeasible(tmp_path):
     profile = load_board("qemu-netduinoplus2")
     model_dir = write_handmade_model(tmp_path / "big", padding_bytes=1_200_000)
