@@ -352,8 +352,16 @@ class DeviceClient:
         return identity
 
     def check_model(self, expected_hash: str, expected_board: str | None = None) -> Identity:
-        """Identify and raise DeviceError unless the device runs `expected_hash`."""
-        identity = self.identify()
+        """Identify and raise DeviceError unless the device runs `expected_hash`.
+
+        A boot announcement during the identify (a board that was just
+        flashed and reset) is expected, so the identify is repeated once.
+        """
+        try:
+            identity = self.identify()
+        except DeviceRestartedError:
+            self.log.info("device booted while being identified; identifying again")
+            identity = self.identify()
         if identity.model_hash != expected_hash:
             raise DeviceError(
                 f"{self.name}: device runs model {identity.model_hash}, expected {expected_hash}; "

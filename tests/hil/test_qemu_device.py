@@ -188,3 +188,12 @@ def test_interrupt_reaps_qemu(an386_build):
     assert emulator.process.returncode is not None
     with pytest.raises(ProcessLookupError):
         os.kill(emulator.process.pid, 0)  # reaped: the pid no longer exists
+
+
+def test_identify_across_reset(device, handmade_dir):
+    _, client = device
+    expected = client.identify().model_hash
+    client.request(Command.RESET)  # the boot frame arrives during the next request
+    identity = client.check_model(expected)
+    assert identity.model_hash == expected
+    assert client.boots_seen == 2
