@@ -8,8 +8,18 @@ from pathlib import Path
 from harness.study.config import STRATEGIES, build_config, load_study_file, parse_space_flag
 
 
+def _raise_interrupt(signum: int, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _run(args: argparse.Namespace) -> int:
+    import signal
+
     import torch
+
+    # SIGTERM (kill, a CI timeout) ends the study like Ctrl-C, so the running
+    # trial is recorded instead of being left RUNNING.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
 
     from harness.study.report import write_report
     from harness.study.runner import CONFIG_FILE, run_study
@@ -33,6 +43,9 @@ def _run(args: argparse.Namespace) -> int:
         "out": args.out,
         "name": args.name,
         "storage": args.storage,
+        "initial_trials": args.initial_trials,
+        "calibration_samples": args.calibration_samples,
+        "runtime": args.runtime,
         "space": parse_space_flag(args.param) or None,
     }
     config = build_config(file_fields, flags)
@@ -85,6 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--out", type=Path, help="study directory (default results/<study name>)")
     run.add_argument("--name", help="study name (default built from dataset, network, board, strategy, seed)")
     run.add_argument("--storage", help="Optuna storage URL (default SQLite in the study directory)")
+    run.add_argument("--initial-trials", type=int, help="Latin-hypercube trials before the model-based strategy (default 10)")
+    run.add_argument(
+        "--calibration-samples", type=int,
+        help="training samples used to calibrate int8 quantization (default 64; each costs export time)",
+    )
+    run.add_argument("--runtime", choices=("generated", "tflm"), help="firmware runtime (default generated)")
     run.add_argument("--resume", action="store_true", help="continue an existing study; fail if there is none")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.set_defaults(func=_run)

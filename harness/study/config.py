@@ -63,6 +63,12 @@ class StudyConfig:
     optimize_latency: bool = False
     initial_trials: int = 10
     calibration_samples: int = 64
+    # Numeric gate of the int8 export. Top-1 agreement is looser than for a
+    # single export, because barely trained networks (common early in a
+    # search) have near-equal logits whose argmax flips under int8 rounding.
+    # A broken conversion still fails on the logit cosine.
+    gate_min_top1_agreement: float = 0.8
+    gate_min_logit_cosine: float = 0.95
     max_failures: int | None = None
     storage: str | None = None
 
@@ -91,6 +97,12 @@ class StudyConfig:
                 raise ConfigError(f"study field {field!r}: value {value!r} is invalid; allowed: integer >= {minimum}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ConfigError(f"study field 'seed': value {self.seed!r} is invalid; allowed: integer")
+        for field, value in (
+            ("gate_min_top1_agreement", self.gate_min_top1_agreement),
+            ("gate_min_logit_cosine", self.gate_min_logit_cosine),
+        ):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"study field {field!r}: value {value!r} is invalid; allowed: number in [0, 1]")
         for key, value in self.constraints.items():
             if key not in ("flash_bytes", "ram_bytes", "flops", "latency_cycles"):
                 raise ConfigError(

@@ -78,8 +78,8 @@ def constraint_limits(config: StudyConfig, board_constraints: dict[str, float]) 
 def board_lock(profile) -> Iterator[None]:
     """Hold an exclusive lock on a real board for the device stage.
 
-    Workers of one study on one host take turns on each attached board; an
-    emulated board needs no lock because every trial starts its own emulator.
+    Workers of one study on one host take turns on each attached board. An
+    emulated board needs no lock, because every trial starts its own emulator.
     The lock is an `flock` on a file under `$HARNESS_LOCK_DIR` (default
     `/tmp/harness-locks`), released by the kernel if the worker dies.
     """
@@ -104,8 +104,8 @@ def _write_validation_view(export_dir: Path, splits: DatasetSplits) -> Path:
     """Write `export/val/`: the exported model with the validation split as its input set.
 
     The model and C files are linked, not copied, so the device runs the very
-    model that was exported; inputs are quantized as the export quantized the
-    test split and the reference outputs come from the TFLite Micro interpreter.
+    model that was exported. Inputs are quantized as the export quantized the
+    test split, and the reference outputs come from the TFLite Micro interpreter.
     """
     from harness.export.gate import quantize_inputs
     from harness.export.tflm import run_reference
@@ -156,11 +156,11 @@ def run_trial(
     on_stage: StageCallback | None = None,
     on_epoch: Callable[[int, int, float], None] | None = None,
 ) -> TrialOutcome:
-    """Run every stage of one trial; never raises for a failure inside a stage.
+    """Run every stage of one trial and return its outcome.
 
-    A `HarnessError` or any other exception inside a stage becomes a FAILED
-    outcome naming the stage; KeyboardInterrupt propagates so the runner can
-    record the trial and stop.
+    Any `Exception` raised inside a stage becomes a FAILED outcome naming the
+    stage. KeyboardInterrupt propagates, so the runner can record the trial
+    and stop.
     """
     from harness.evaluate import evaluate_config
     from harness.export.pipeline import export_checkpoint
@@ -188,7 +188,11 @@ def run_trial(
         enter("export", "int8 export and numeric gate")
         export_dir = trial_dir / "export"
         exported = export_checkpoint(
-            trial_dir / "checkpoint", export_dir, calibration_samples=config.calibration_samples,
+            trial_dir / "checkpoint",
+            export_dir,
+            calibration_samples=config.calibration_samples,
+            min_top1_agreement=config.gate_min_top1_agreement,
+            min_logit_cosine=config.gate_min_logit_cosine,
         )
         metrics["export"] = exported
 

@@ -23,7 +23,7 @@ def load_trials(study_dir: Path) -> tuple[pd.DataFrame, dict]:
     """Load a study's trials as a table (one row per trial) and its saved configuration.
 
     Raises:
-        StudyError: the directory holds no study.
+        StudyError: the directory contains no study.
     """
     import optuna
 

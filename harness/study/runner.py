@@ -11,8 +11,9 @@ Storage contract (Optuna RDB storage, SQLite by default):
   killed study (Ctrl-C, kill -9, power loss) resumes without losing or
   repeating finished trials. RUNNING trials of workers on other hosts are left
   alone, because their owner may still be alive.
-- Each trial's final state is written in a `finally` block; Ctrl-C records the
-  running trial as FAIL ("interrupted") before the process exits.
+- Each trial's final state is written in a `finally` block; Ctrl-C or
+  SIGTERM records the running trial as FAIL ("interrupted") and enqueues its
+  parameters again before the process exits.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def prepare_directory(config: StudyConfig, resume: bool) -> None:
         for field in _IDENTITY_FIELDS:
             if saved.get(field) != current.get(field):
                 raise ConfigError(
-                    f"{directory} holds a study with {field}={saved.get(field)!r}, not {current.get(field)!r}; "
+                    f"{directory} contains a study with {field}={saved.get(field)!r}, not {current.get(field)!r}; "
                     "use another --out directory or the same settings"
                 )
     elif resume:
@@ -266,9 +267,13 @@ def _record(study, trial, outcome: TrialOutcome | None, names: list[str], trial_
 
     trial.set_user_attr("trial_dir", str(trial_dir))
     if outcome is None:
+        # Interrupted (Ctrl-C, SIGTERM) or crashed in the harness itself: the
+        # configuration was never judged, so the next run proposes it again.
         trial.set_user_attr("state_label", TrialState.FAILED.value)
-        trial.set_user_attr("fail_reason", "interrupted")
+        trial.set_user_attr("fail_reason", f"interrupted in stage {trial.user_attrs.get('stage', 'unknown')}")
         study.tell(trial, state=OptunaState.FAIL)
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False)
         return
     trial.set_user_attr("state_label", outcome.state.value)
     if outcome.state is TrialState.FAILED:

@@ -16,6 +16,7 @@ from harness.study.report import load_trials
 TINY = [
     "--dataset", "basicmotions", "--network", "mobilenetv3_1d", "--board", "qemu-mps2-an386",
     "--preset", "small", "--param", "epochs=2", "--param", "batch_size=8", "--no-progress",
+    "--initial-trials", "3",
 ]
 
 
@@ -97,7 +98,8 @@ def test_resume_after_kill(tmp_path):
     result = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     study = _load(directory)
-    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    reasons = [t.user_attrs.get("fail_reason") for t in study.trials]
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"], reasons
     assert "died while the trial was RUNNING" in study.trials[0].user_attrs["fail_reason"]
     assert study.trials[1].params == killed_params
 
@@ -142,3 +144,22 @@ def test_export_failure_recorded_and_study_goes_on(tmp_path, monkeypatch):
     study = _load(directory)
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
     assert study.trials[0].user_attrs["fail_reason"].startswith("export: ExportError")
+
+
+def test_sigterm_records_interrupted_trial(tmp_path):
+    directory = tmp_path / "terminated"
+    command = [sys.executable, "-m", "harness.cli", "run", *TINY, "--param", "epochs=30", "--trials", "1",
+               "--out", str(directory)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if "training" in line:
+            break
+    time.sleep(1.0)
+    process.terminate()
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 130, output
+    study = _load(directory)
+    states = [t.state.name for t in study.trials]
+    assert states == ["FAIL", "WAITING"]
+    assert study.trials[0].user_attrs["fail_reason"] == "interrupted in stage training"
+    assert study.trials[1].system_attrs["fixed_params"] == study.trials[0].params
