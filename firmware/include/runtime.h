@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#define RUNTIME_MAX_RANK 6
+
 struct runtime_info {
     const char *runtime_name;    /* "generated" or "tflm" */
     const char *model_hash;      /* MODEL_HASH: 16 hex digits of SHA-256(model.tflite) */
@@ -23,6 +25,10 @@ struct runtime_info {
     int32_t input_zero_point;
     float output_scale;
     int32_t output_zero_point;
+    uint8_t input_rank;          /* 0: shape unknown (no export.json at build time) */
+    uint8_t output_rank;
+    uint16_t input_shape[RUNTIME_MAX_RANK];  /* NHWC, from export.json */
+    uint16_t output_shape[RUNTIME_MAX_RANK];
 };
 
 extern const struct runtime_info g_runtime_info;

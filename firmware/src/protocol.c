@@ -133,7 +133,13 @@ static void handle_identify(uint8_t sequence)
     memcpy(out + 24, &info->output_scale, 4);
     put_u32(out + 28, (uint32_t)info->output_zero_point);
     put_u32(out + 32, BOARD_CLOCK_HZ);
-    uint32_t len = 36;
+    out[36] = info->input_rank;
+    out[37] = info->output_rank;
+    for (int i = 0; i < RUNTIME_MAX_RANK; i++) {
+        put_u16(out + 38 + 2 * i, info->input_shape[i]);
+        put_u16(out + 38 + 2 * RUNTIME_MAX_RANK + 2 * i, info->output_shape[i]);
+    }
+    uint32_t len = 38 + 4 * RUNTIME_MAX_RANK;
     len += put_string(out + len, BOARD_NAME);
     len += put_string(out + len, info->runtime_name);
     len += put_string(out + len, FIRMWARE_VERSION);

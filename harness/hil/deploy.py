@@ -197,6 +197,11 @@ def run_on_device(
 ) -> tuple[np.ndarray, np.ndarray, DeviceMemory]:
     """Run every input; return outputs (samples x output elements, int8), ticks (samples,) and memory."""
     identity = client.check_model(bundle.model_hash, expected_board=board)
+    expected_shape = tuple(bundle.meta.get("input_shape") or ())
+    if identity.input_shape and expected_shape and identity.input_shape != expected_shape:
+        raise DeviceError(
+            f"{board}: device input shape {identity.input_shape} differs from export.json {expected_shape}"
+        )
     if identity.input_bytes != bundle.inputs.shape[1]:
         raise DeviceError(
             f"{board}: device expects {identity.input_bytes} input bytes, the test inputs have "

@@ -40,6 +40,7 @@ PROTOCOL_VERSION = 1
 REPLY_FLAG = 0x80
 LOAD_CHUNK_BYTES = MAX_PAYLOAD - 4
 RECEIVED_TAIL_BYTES = 256
+MAX_RANK = 6  # RUNTIME_MAX_RANK in firmware/include/runtime.h
 
 
 class Command(enum.IntEnum):
@@ -105,6 +106,8 @@ class Identity:
     output_scale: float
     output_zero_point: int
     clock_hz: int
+    input_shape: tuple[int, ...]  # NHWC; empty when the firmware was built without export.json
+    output_shape: tuple[int, ...]
     board: str
     runtime: str
     firmware_version: str
@@ -322,7 +325,9 @@ class DeviceClient:
     def identify(self) -> Identity:
         payload = self.request(Command.IDENTIFY).payload
         numbers = struct.unpack_from("<BBHIIIfifiI", payload, 0)
-        board, runtime, version, model_hash = _split_strings(payload[36:], 4)
+        input_rank, output_rank = payload[36], payload[37]
+        dims = struct.unpack_from(f"<{2 * MAX_RANK}H", payload, 38)
+        board, runtime, version, model_hash = _split_strings(payload[38 + 4 * MAX_RANK :], 4)
         identity = Identity(
             protocol_version=numbers[0],
             cycles_source=CyclesSource(numbers[1]),
@@ -335,6 +340,8 @@ class DeviceClient:
             output_scale=numbers[8],
             output_zero_point=numbers[9],
             clock_hz=numbers[10],
+            input_shape=tuple(dims[:input_rank]),
+            output_shape=tuple(dims[MAX_RANK : MAX_RANK + output_rank]),
             board=board,
             runtime=runtime,
             firmware_version=version,

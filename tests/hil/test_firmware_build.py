@@ -59,8 +59,9 @@ def test_flash_overflow_is_a_record(tmp_path):
     assert result.elf_path is None
     assert [overflow.region for overflow in result.overflows] == ["FLASH"]
     expected = fitting.memory.flash_bytes + padding - profile.region("flash").length
-    # Alignment padding of the linker can add a few bytes.
-    assert expected <= result.overflows[0].overflow_bytes <= expected + 16
+    # The padded model also has a pointer to the padding and the code that
+    # reads it, and the linker aligns sections: allow 128 bytes for those.
+    assert expected <= result.overflows[0].overflow_bytes <= expected + 128
 
 
 def test_ram_overflow_is_a_record(tmp_path):

@@ -49,6 +49,8 @@ def test_identify_reports_model(device, handmade_dir):
     assert identity.runtime == "generated"
     assert f'"{identity.model_hash}"' in header
     assert identity.input_bytes == int(np.prod(INPUT_SHAPE))
+    assert identity.input_shape == INPUT_SHAPE
+    assert identity.output_shape == (1, 4)
     assert identity.output_bytes == 4
     assert identity.input_zero_point == -3
     assert identity.cycles_source == CyclesSource.SYSTICK_ICOUNT

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "model_shape.h"
 #include "runtime.h"
 
 static int8_t g_input[MODEL_INPUT_BYTES > 0 ? MODEL_INPUT_BYTES : 1] __attribute__((aligned(16)));
@@ -22,6 +23,10 @@ const struct runtime_info g_runtime_info = {
     .input_zero_point = MODEL_INPUT_ZERO_POINT,
     .output_scale = MODEL_OUTPUT_SCALE,
     .output_zero_point = MODEL_OUTPUT_ZERO_POINT,
+    .input_rank = MODEL_INPUT_RANK,
+    .output_rank = MODEL_OUTPUT_RANK,
+    .input_shape = MODEL_INPUT_SHAPE,
+    .output_shape = MODEL_OUTPUT_SHAPE,
 };
 
 int runtime_init(void) { return 0; }

@@ -10,6 +10,7 @@
 
 #include "model.h"
 #include "model_data.h"
+#include "model_shape.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
@@ -60,6 +61,10 @@ const struct runtime_info g_runtime_info = {
     MODEL_INPUT_ZERO_POINT,
     MODEL_OUTPUT_SCALE,
     MODEL_OUTPUT_ZERO_POINT,
+    MODEL_INPUT_RANK,
+    MODEL_OUTPUT_RANK,
+    MODEL_INPUT_SHAPE,
+    MODEL_OUTPUT_SHAPE,
 };
 
 int runtime_init(void)
