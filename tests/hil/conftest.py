@@ -20,8 +20,6 @@ from harness.hil.emulators import QemuBoard
 from harness.hil.protocol import DeviceClient
 from harness.hil.transport import open_url
 
-EMULATED_BOARDS = ("qemu-mps2-an386", "qemu-mps2-an500", "qemu-netduinoplus2")
-REAL_BOARDS = ("nucleo-f746zg", "nucleo-l4r5zi", "nrf52840dk")
 
 
 @pytest.fixture(scope="session")

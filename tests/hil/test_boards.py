@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EMULATED_BOARDS, REAL_BOARDS
+from board_names import EMULATED_BOARDS, REAL_BOARDS
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.hil.boards import BOARDS_DIR, list_boards, load_board, parse_profile

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import EMULATED_BOARDS
+from board_names import EMULATED_BOARDS
 from harness.cli import main
 from harness.hil.boards import load_board
 from harness.hil.deploy import OutputMismatchError, deploy

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import EMULATED_BOARDS, REAL_BOARDS
+from board_names import EMULATED_BOARDS, REAL_BOARDS
 from handmade_model import write_handmade_model
 from harness.errors import ConfigError
 from harness.hil import build as build_module
