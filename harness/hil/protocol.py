@@ -275,6 +275,10 @@ class DeviceClient:
                     raise DeviceRestartedError(
                         f"{self.name}: device restarted during {command.name} (sequence {sequence})"
                     )
+                if frame.command == Command.ERROR and frame.payload[:1] == bytes([ErrorCode.CRC]):
+                    # Only this request is in flight, so a CRC error is about it
+                    # even when the damage hit the sequence byte.
+                    raise _Retry(f"device reported a CRC error on {command.name}")
                 if frame.sequence != sequence:
                     self.log.warning(
                         "dropped frame with stale sequence %d (command 0x%02x) while waiting for %d",
@@ -284,8 +288,6 @@ class DeviceClient:
                 if frame.command == Command.ERROR:
                     code = frame.payload[0] if frame.payload else 0
                     message = frame.payload[2:].decode("ascii", errors="replace")
-                    if code == ErrorCode.CRC:
-                        raise _Retry(f"device reported a CRC error on {command.name}")
                     raise DeviceReportedError(
                         f"{self.name}: {command.name} failed on the device: {message} (code {code})", code
                     )

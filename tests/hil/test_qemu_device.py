@@ -7,6 +7,7 @@ Faults come from a TCP proxy on 127.0.0.1 between the client and QEMU
 import logging
 import os
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -108,6 +109,19 @@ def test_corrupted_request_retried(proxied, samples):
     result = client.infer(inputs[2].tobytes())
     assert np.array_equal(result.output, reference[2])
     assert client.retries_done == 1
+
+
+def test_corrupted_sequence_byte_retried_fast(proxied, samples):
+    proxy, client = proxied
+    inputs, reference = samples
+    client.identify()
+    client.load_input(inputs[7].tobytes())
+    proxy.flip_next_to_device = 5  # the sequence byte of the RUN request
+    started = time.monotonic()
+    result = client.run()
+    assert np.array_equal(result.output, reference[7])
+    assert client.retries_done == 1
+    assert time.monotonic() - started < client.timeout_s  # retried on the error frame, not on timeout
 
 
 def test_corrupted_reply_retried(proxied, samples):
