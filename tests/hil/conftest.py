@@ -56,8 +56,8 @@ def real_export(tmp_path_factory) -> Path:
     # (STM32F405) and one inference stays a few million instructions.
     sparsity = [f"sparsity.{layer}=0.75" for layer in [f"conv{i}" for i in range(11)] + [f"se{i}" for i in (2, 4, 6, 8, 10)]]
     _run_harness(
-        "evaluate", "--dataset", "basicmotions", "--network", "dscnn_se", "--preset", "small",
-        "--param", "epochs=30", *[arg for item in sparsity for arg in ("--param", item)],
+        "evaluate", "--dataset", "basicmotions", "--network", "dscnn_se",
+        "--param", "epochs=40", *[arg for item in sparsity for arg in ("--param", item)],
         "--save", str(root / "checkpoint"), "--threads", "1", "--no-progress",
     )
     _run_harness("export", "--checkpoint", str(root / "checkpoint"), "--out", str(root / "export"))
