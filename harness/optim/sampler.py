@@ -121,6 +121,12 @@ def to_unit(dist: BaseDistribution, value) -> float:
     raise ConfigError(f"unsupported Optuna distribution {dist!r}")
 
 
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -179,6 +185,9 @@ class StrategySampler(BaseSampler):
     def sample_relative(self, study, trial, search_space):
         if not search_space:
             return {}
+        fixed = trial.system_attrs.get("fixed_params", {})
+        if all(n in fixed for n in search_space):  # an enqueued trial: no proposal needed
+            return {}
         trials = study.get_trials(deepcopy=False)
         started = [t for t in trials if t.number < trial.number]
         if len(started) < self.n_init:
@@ -223,9 +232,13 @@ class StrategySampler(BaseSampler):
         return float(np.random.default_rng([self.seed, key, number]).random())
 
     def _unit(self, t: FrozenTrial, names, space) -> np.ndarray:
+        """The trial's point: the proposal itself when its parameters were used unchanged."""
         stored = t.system_attrs.get(X_ATTR)
         if stored is not None and len(stored) == len(names):
-            return np.clip(np.asarray(stored, dtype=float), 0.0, 1.0)
+            u = np.clip(np.asarray(stored, dtype=float), 0.0, 1.0)
+            if all(_same(to_value(space[n], ui), t.params[n]) for n, ui in zip(names, u)):
+                return u
+        # enqueued or user-fixed parameters: encode what was evaluated
         return np.array([to_unit(space[n], t.params[n]) for n in names])
 
     def _objective_specs(self, study, finished) -> list[Objective]:

@@ -92,6 +92,19 @@ def test_sampler_handles_failed_and_running_trials():
     assert len(opt.trials) == 6
 
 
+def test_enqueued_trial_is_told_with_its_own_params():
+    sampler = StrategySampler("random", seed=0, n_init=3)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    objective = lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1))
+    study.optimize(objective, n_trials=4)
+    study.enqueue_trial({"x": 0.125, "y": 0.875})
+    study.optimize(objective, n_trials=2)
+    enqueued = study.trials[4]
+    assert enqueued.params == {"x": 0.125, "y": 0.875}
+    told = [t for t in sampler._optimizer.trials if np.allclose(t.x, [0.125, 0.875])]
+    assert len(told) == 1
+
+
 def test_sampler_rejects_mismatched_directions():
     specs = [Objective("acc", "maximize"), Objective("cost", "maximize")]
     sampler = StrategySampler("random", seed=0, n_init=2, objectives=specs)
