@@ -15,7 +15,8 @@
  * Every request gets exactly one frame back: the reply (command | 0x80) or
  * an error frame (PROTOCOL_CMD_ERROR, payload: error code, request command,
  * message text).  At boot the device sends PROTOCOL_CMD_BOOT unprompted so
- * the host can tell that the device restarted.
+ * the host can tell that the device restarted.  CRC, length and timeout
+ * errors mean the request was damaged in transit, and the host resends it.
  */
 #ifndef HARNESS_PROTOCOL_H
 #define HARNESS_PROTOCOL_H
@@ -50,7 +51,15 @@ enum protocol_error {
     PROTOCOL_ERR_INPUT_INCOMPLETE = 5,
     PROTOCOL_ERR_INVOKE_FAILED = 6,
     PROTOCOL_ERR_UNSUPPORTED = 7,
+    PROTOCOL_ERR_TIMEOUT = 8, /* a frame stopped arriving mid-way */
 };
+
+/* A frame whose bytes stop arriving for this many counter ticks is dropped
+ * with PROTOCOL_ERR_TIMEOUT, so a damaged length field cannot make the
+ * device swallow the next request.  A quarter second at the profile's clock;
+ * under QEMU the SysTick rate can differ from that clock (168 MHz on
+ * netduinoplus2, so 24 ms there), still far above the gaps inside a frame. */
+#define PROTOCOL_RX_TIMEOUT_TICKS (BOARD_CLOCK_HZ / 4U)
 
 uint32_t protocol_crc32(uint32_t crc, const uint8_t *data, uint32_t len);
 

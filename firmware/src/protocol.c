@@ -288,13 +288,23 @@ void protocol_serve(void)
     enum rx_state state = RX_MAGIC0;
     uint32_t received = 0;
     uint32_t payload_len = 0;
+    uint64_t last_byte_ticks = 0;
 
     for (;;) {
         int byte = board_uart_read_byte();
         if (byte < 0) {
+            if (state != RX_MAGIC0 && state != RX_MAGIC1 &&
+                cycles_now() - last_byte_ticks > PROTOCOL_RX_TIMEOUT_TICKS) {
+                /* The sequence number is known once the header is complete. */
+                uint8_t sequence = received >= PROTOCOL_HEADER_BYTES ? g_rx[5] : 0;
+                uint8_t command = received >= 5 ? g_rx[4] : 0;
+                send_error(sequence, command, PROTOCOL_ERR_TIMEOUT, "frame incomplete: bytes stopped arriving");
+                state = RX_MAGIC0;
+            }
             board_uart_wait();
             continue;
         }
+        last_byte_ticks = cycles_now();
         uint8_t value = (uint8_t)byte;
 
         switch (state) {

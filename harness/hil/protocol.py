@@ -63,6 +63,11 @@ class ErrorCode(enum.IntEnum):
     INPUT_INCOMPLETE = 5
     INVOKE_FAILED = 6
     UNSUPPORTED = 7
+    TIMEOUT = 8
+
+
+# Device errors that mean the request was damaged in transit: resend it.
+TRANSPORT_ERRORS = (ErrorCode.CRC, ErrorCode.LENGTH, ErrorCode.TIMEOUT)
 
 
 class CyclesSource(enum.IntEnum):
@@ -275,10 +280,11 @@ class DeviceClient:
                     raise DeviceRestartedError(
                         f"{self.name}: device restarted during {command.name} (sequence {sequence})"
                     )
-                if frame.command == Command.ERROR and frame.payload[:1] == bytes([ErrorCode.CRC]):
-                    # Only this request is in flight, so a CRC error is about it
-                    # even when the damage hit the sequence byte.
-                    raise _Retry(f"device reported a CRC error on {command.name}")
+                if frame.command == Command.ERROR and frame.payload and frame.payload[0] in TRANSPORT_ERRORS:
+                    # Only this request is in flight, so a transport error is
+                    # about it even when the damage hit the sequence byte.
+                    reason = ErrorCode(frame.payload[0]).name
+                    raise _Retry(f"device reported a {reason} error on {command.name}")
                 if frame.sequence != sequence:
                     self.log.warning(
                         "dropped frame with stale sequence %d (command 0x%02x) while waiting for %d",

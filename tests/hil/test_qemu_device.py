@@ -124,6 +124,19 @@ def test_corrupted_sequence_byte_retried_fast(proxied, samples):
     assert time.monotonic() - started < client.timeout_s  # retried on the error frame, not on timeout
 
 
+def test_corrupted_length_retried(proxied):
+    proxy, client = proxied
+    client.identify()
+    # IDENTIFY has an empty payload; the damaged length announces 255 bytes
+    # that never come, so the device drops the frame on its receive timeout.
+    proxy.flip_next_to_device = 2
+    started = time.monotonic()
+    identity = client.identify()
+    assert identity.board == "qemu-mps2-an386"
+    assert client.retries_done == 1
+    assert time.monotonic() - started < client.timeout_s
+
+
 def test_corrupted_reply_retried(proxied, samples):
     proxy, client = proxied
     inputs, reference = samples
