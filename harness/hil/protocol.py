@@ -231,6 +231,8 @@ class DeviceClient:
         self.boots_seen = 0
         self.retries_done = 0
         self.identity: Identity | None = None
+        # Set by check_model(); checked again after every device restart.
+        self.expected_model_hash: str | None = None
         # Raw bytes received during the current request (at most the last
         # RECEIVED_TAIL_BYTES), for error messages; garbage is kept here even
         # though the decoder drops it.
@@ -372,6 +374,7 @@ class DeviceClient:
         A boot announcement during the identify (a board that was just
         flashed and reset) is expected, so the identify is repeated once.
         """
+        self.expected_model_hash = expected_hash
         try:
             identity = self.identify()
         except DeviceRestartedError:
@@ -409,7 +412,11 @@ class DeviceClient:
         return RunResult(output, cycles, status)
 
     def infer(self, data: bytes) -> RunResult:
-        """Load one input and run it; after a device restart, identify again and repeat once."""
+        """Load one input and run it.
+
+        After a device restart the client identifies the device again (and
+        checks the model hash given to check_model), then repeats once.
+        """
         for attempt in range(2):
             try:
                 self.load_input(data)
@@ -418,13 +425,10 @@ class DeviceClient:
                 if attempt == 1:
                     raise
                 self.log.warning("device restarted mid-inference; identifying again and reloading the input")
-                expected = self.identity.model_hash if self.identity else None
-                identity = self.identify()
-                if expected is not None and identity.model_hash != expected:
-                    raise DeviceError(
-                        f"{self.name}: after a restart the device runs model {identity.model_hash}, "
-                        f"expected {expected}"
-                    ) from None
+                if self.expected_model_hash is not None:
+                    self.check_model(self.expected_model_hash)
+                else:
+                    self.identify()
         raise AssertionError("unreachable")
 
     def memory(self) -> DeviceMemory:

@@ -176,7 +176,8 @@ def test_garbage_before_request_and_reply(proxied, samples):
 def test_restart_mid_session_recovers(device, samples):
     _, client = device
     inputs, reference = samples
-    client.identify()
+    expected = client.identify().model_hash
+    client.check_model(expected)
     client.load_input(inputs[6].tobytes())
     # The device resets (SYSRESETREQ) after this reply and loses its input;
     # the client learns of it from the boot frame during the next request.
@@ -184,6 +185,7 @@ def test_restart_mid_session_recovers(device, samples):
     result = client.infer(inputs[6].tobytes())
     assert np.array_equal(result.output, reference[6])
     assert client.boots_seen == 2
+    assert client.identity.model_hash == expected  # identified again after the restart
 
 
 def test_memory_report_has_stack_high_water(device):
