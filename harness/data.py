@@ -342,6 +342,7 @@ def load_dataset(
         ConfigError: unknown name or invalid fraction.
         DataError: files missing or malformed.
     """
+    name = name.lower()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if not 0.0 < validation_fraction < 1.0:

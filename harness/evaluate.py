@@ -17,6 +17,7 @@ from typing import Any
 from harness.compress.flops import count_flops
 from harness.compress.pruning import count_parameters
 from harness.data import DATASETS, DatasetSplits, load_dataset
+from harness.errors import ConfigError
 from harness.models import NETWORKS, build_network
 from harness.space import PRESETS, parse_param_assignments, space_for_network
 from harness.train import EpochCallback, accuracy, deterministic, finalize, save_checkpoint, train
@@ -124,9 +125,37 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _check_writable(path: Path, flag: str, directory: bool) -> None:
+    """Fail before training when an output path cannot be written."""
+    target = path if directory else path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: cannot create directory {target}: {err.strerror}") from err
+    if not directory and path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory; give a file name")
+    probe = path if not directory else path / ".write-test"
+    existed = probe.exists()
+    try:
+        with open(probe, "a"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: cannot write {probe}: {err.strerror}") from err
+    if not existed:
+        probe.unlink()
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
+    if args.threads < 0:
+        raise ConfigError(f"--threads {args.threads} is invalid; allowed: integer >= 0 (0: torch's default)")
+    if args.seed < 0:
+        raise ConfigError(f"--seed {args.seed} is invalid; allowed: integer >= 0")
+    if args.json is not None:
+        _check_writable(args.json, "--json", directory=False)
+    if args.save is not None:
+        _check_writable(args.save, "--save", directory=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     params = parse_param_assignments(args.param)

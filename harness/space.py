@@ -126,6 +126,8 @@ def check_value(name: str, value: Any) -> float:
         ConfigError: the value is not a number or lies outside the legal domain.
     """
     domain = _domain_of(name)
+    if isinstance(value, bool):
+        raise ConfigError(f"parameter {name!r}: value {value!r} is not a number; allowed: {domain.describe()}")
     try:
         number = float(value)
     except (TypeError, ValueError) as err:

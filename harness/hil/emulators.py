@@ -10,17 +10,35 @@ after which the process is killed.  The process is always reaped on
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.hil.boards import BoardProfile
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
 logger = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL the emulator when the harness process dies.
+
+    `try`/`finally` reaps the emulator on errors and Ctrl-C, but a harness
+    killed with SIGKILL runs no cleanup; PR_SET_PDEATHSIG covers that case.
+    Elsewhere than Linux this does nothing.
+    """
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_tcp_port() -> int:
@@ -60,7 +78,8 @@ class EmulatedBoard:
     def start(self) -> "EmulatedBoard":
         self.log.info("starting %s %s on port %d: %s", self.kind, self.profile.emulator.machine, self.port, self.elf_path)
         self.process = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         self._timer = threading.Timer(self.timeout_s, self._kill_on_timeout)
         self._timer.daemon = True

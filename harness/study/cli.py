@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.study.config import STRATEGIES, build_config, load_study_file, parse_space_flag
 
 
-def _raise_interrupt(signum: int, _frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _run(args: argparse.Namespace) -> int:
-    import signal
-
     import torch
+
+    from harness.study import interrupts
 
     # SIGTERM (kill, a CI timeout) ends the study like Ctrl-C, so the running
     # trial is recorded instead of being left RUNNING.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupts.install()
 
     from harness.study.report import write_report
     from harness.study.runner import CONFIG_FILE, run_study
@@ -49,7 +46,12 @@ def _run(args: argparse.Namespace) -> int:
         "space": parse_space_flag(args.param) or None,
     }
     config = build_config(file_fields, flags)
-    directory = run_study(config, resume=args.resume, progress=not args.no_progress)
+    try:
+        directory = run_study(config, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"harness run: interrupted; the running trial is recorded as failed and proposed again "
+              f"on the next run of the same command", file=sys.stderr)
+        return interrupts.exit_status()
     report = write_report(directory)
     print(f"study finished: {directory}")
     print(f"report: {report}")

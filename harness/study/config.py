@@ -26,6 +26,7 @@ on the command line override the file. Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -82,6 +83,30 @@ class StudyConfig:
         from harness.models import NETWORKS
         from harness.space import PRESETS
 
+        for field in ("dataset", "network", "board", "strategy", "preset", "runtime", "accuracy_split"):
+            value = getattr(self, field)
+            if not isinstance(value, str):
+                raise ConfigError(f"study field {field!r}: value {value!r} is invalid; allowed: a string")
+        for field in ("name", "storage"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"study field {field!r}: value {value!r} is invalid; allowed: a non-empty string")
+        if self.name is not None and ("/" in self.name or "\\" in self.name or self.name in (".", "..")):
+            raise ConfigError(
+                f"study field 'name': value {self.name!r} is invalid; allowed: a name without path separators"
+            )
+        if self.out is not None and not isinstance(self.out, (str, Path)):
+            raise ConfigError(f"study field 'out': value {self.out!r} is invalid; allowed: a directory path")
+        if not isinstance(self.optimize_latency, bool):
+            raise ConfigError(
+                f"study field 'optimize_latency': value {self.optimize_latency!r} is invalid; allowed: true or false"
+            )
+        if self.max_failures is not None and (
+            not isinstance(self.max_failures, int) or isinstance(self.max_failures, bool) or self.max_failures < 1
+        ):
+            raise ConfigError(
+                f"study field 'max_failures': value {self.max_failures!r} is invalid; allowed: integer >= 1"
+            )
         _choice("dataset", self.dataset, DATASETS)
         _choice("network", self.network, NETWORKS)
         _choice("strategy", self.strategy, STRATEGIES)
@@ -95,8 +120,8 @@ class StudyConfig:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(f"study field {field!r}: value {value!r} is invalid; allowed: integer >= {minimum}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ConfigError(f"study field 'seed': value {self.seed!r} is invalid; allowed: integer")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"study field 'seed': value {self.seed!r} is invalid; allowed: integer >= 0")
         for field, value in (
             ("gate_min_top1_agreement", self.gate_min_top1_agreement),
             ("gate_min_logit_cosine", self.gate_min_logit_cosine),
@@ -108,14 +133,21 @@ class StudyConfig:
                 raise ConfigError(
                     f"unknown constraint {key!r}; allowed: flash_bytes, ram_bytes, flops, latency_cycles"
                 )
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(f"constraint {key!r}: value {value!r} is invalid; allowed: number > 0")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"constraint {key!r}: value {value!r} is invalid; allowed: finite number > 0")
         if self.optimize_latency and "latency_cycles" not in self.constraints:
             raise ConfigError(
                 "optimize_latency needs a latency limit to normalize by: set constraints.latency_cycles"
             )
         # Builds the space once so that bad intervals fail before anything runs.
-        self.search_space()
+        space = self.search_space()
+        start = next(p for p in space.all_parameters if p.name == "prune_start")
+        end = next(p for p in space.all_parameters if p.name == "prune_end")
+        if start.high > end.low:
+            raise ConfigError(
+                f"pruning intervals overlap: prune_start up to {start.high} but prune_end from {end.low}; "
+                "every proposal needs prune_start <= prune_end, so keep prune_start's high <= prune_end's low"
+            )
         return self
 
     @property

@@ -25,6 +25,7 @@ import numpy as np
 
 from harness.data import DatasetSplits
 from harness.errors import HarnessError
+from harness.study import interrupts
 from harness.study.config import StudyConfig
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def run_trial(
 
     def enter(name: str, detail: str) -> None:
         nonlocal stage
+        interrupts.check()
         stage = name
         if on_stage is not None:
             on_stage(detail)

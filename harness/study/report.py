@@ -33,8 +33,15 @@ def load_trials(study_dir: Path) -> tuple[pd.DataFrame, dict]:
     config_path = study_dir / CONFIG_FILE
     if not config_path.is_file():
         raise StudyError(f"{study_dir} is not a study directory: {CONFIG_FILE} is missing")
-    config = json.loads(config_path.read_text())
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise StudyError(f"{config_path} is not valid JSON ({err}); the study directory is damaged") from err
+    if not isinstance(config, dict) or "name" not in config or "board" not in config:
+        raise StudyError(f"{config_path} is not a harness study configuration (no name or board)")
     storage = config.get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+        raise StudyError(f"{study_dir}: the study database {storage[len('sqlite:///'):]} is missing")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=config["name"], storage=storage)
@@ -55,8 +62,11 @@ def load_trials(study_dir: Path) -> tuple[pd.DataFrame, dict]:
         for index, name in enumerate(names):
             row[name] = trial.values[index] if trial.values else np.nan
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    columns = ["number", "state", "optuna_state", "feasible", "test_accuracy_device", "latency_cycles",
+               "fail_reason", *names]
+    frame = pd.DataFrame(rows, columns=columns)
     config["metric_names"] = list(names)
+    config["directory"] = str(study_dir)
     return frame, config
 
 
@@ -145,6 +155,8 @@ def write_report(study_dir: Path, threshold: float = ACCURACY_THRESHOLD) -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not 0.0 <= threshold <= 1.0:
+        raise StudyError(f"accuracy threshold {threshold!r} is invalid; allowed: a number in [0, 1]")
     frame, config = load_trials(study_dir)
     if frame.empty:
         raise StudyError(f"{study_dir}: the study has no trials yet")
@@ -243,7 +255,10 @@ def compare_studies(study_dirs: list[Path], out: Path) -> Path:
             raise StudyError(f"{directory} has objectives {config['metric_names']}, not {names}")
     all_limits = [_limits(config) for _, _, config in loaded]
     common = {name: max(limits[name] for limits in all_limits) for name in names[1:]}
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StudyError(f"cannot create the comparison directory {out}: {err.strerror}") from err
 
     rows = []
     figure, axes = plt.subplots(1, len(names) - 1, figsize=(4.5 * (len(names) - 1), 3.8), squeeze=False)
@@ -254,6 +269,7 @@ def compare_studies(study_dirs: list[Path], out: Path) -> Path:
         front = pareto_front(frame, names)
         rows.append({
             "study": config["name"],
+            "directory": str(directory),
             "board": config["board"],
             "strategy": config["strategy"],
             "finished": len(finished),
@@ -261,9 +277,10 @@ def compare_studies(study_dirs: list[Path], out: Path) -> Path:
             "hypervolume_common": feasible_hypervolume(points, feasible) if len(finished) else 0.0,
             "max_accuracy": float(finished[feasible]["accuracy"].max()) if feasible.any() else None,
         })
+        label = f"{config['name']} ({directory.name})" if directory.name != config["name"] else config["name"]
         for axis, name in zip(axes.flat, names[1:]):
             ordered = front.sort_values(name)
-            axis.step(ordered[name], ordered["accuracy"], where="post", marker="o", markersize=3, label=config["name"])
+            axis.step(ordered[name], ordered["accuracy"], where="post", marker="o", markersize=3, label=label)
     for axis, name in zip(axes.flat, names[1:]):
         axis.set_xlabel(name)
         axis.set_ylabel("accuracy")

@@ -29,16 +29,18 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError, StudyError
+from harness.study import interrupts
 from harness.study.config import StudyConfig
 from harness.study.pipeline import TrialOutcome, TrialState, constraint_limits, run_trial
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "study.json"
+WAIT_FOR_OTHERS_S = 5.0
 OBJECTIVE_NAMES = ("accuracy", "flash_bytes", "ram_bytes", "flops")
 # Fields that define what a study optimizes; resuming with another value would
 # mix incomparable trials in one study.
-_IDENTITY_FIELDS = ("dataset", "network", "board", "strategy", "seed", "preset", "space", "constraints",
+_IDENTITY_FIELDS = ("name", "dataset", "network", "board", "strategy", "seed", "preset", "space", "constraints",
                     "runtime", "accuracy_split", "optimize_latency")
 
 
@@ -65,23 +67,53 @@ def _worker_alive(worker: str | None) -> bool:
     return True
 
 
-def prepare_directory(config: StudyConfig, resume: bool) -> None:
-    """Create the study directory, or check that an existing one belongs to the same study."""
+def check_directory(config: StudyConfig, resume: bool) -> None:
+    """Check that the study directory is free or holds this same study.
+
+    A directory whose saved study has no trial yet does not belong to it, so a
+    run that failed on a bad setting before its first trial can be corrected.
+    """
     directory = config.directory
     saved_path = directory / CONFIG_FILE
     if saved_path.is_file():
-        saved = json.loads(saved_path.read_text())
-        current = json.loads(json.dumps(config.as_dict(), default=str))
-        for field in _IDENTITY_FIELDS:
-            if saved.get(field) != current.get(field):
-                raise ConfigError(
-                    f"{directory} contains a study with {field}={saved.get(field)!r}, not {current.get(field)!r}; "
-                    "use another --out directory or the same settings"
-                )
+        try:
+            saved = json.loads(saved_path.read_text())
+        except json.JSONDecodeError as err:
+            raise StudyError(f"{saved_path} is not valid JSON ({err}); move the directory away or fix the file") from err
+        if _has_trials(saved):
+            current = json.loads(json.dumps(config.as_dict(), default=str))
+            for field in _IDENTITY_FIELDS:
+                if saved.get(field) != current.get(field):
+                    raise ConfigError(
+                        f"{directory} contains a study with {field}={saved.get(field)!r}, not "
+                        f"{current.get(field)!r}; use another --out directory or the same settings"
+                    )
     elif resume:
         raise StudyError(f"--resume: no study in {directory} (missing {CONFIG_FILE}); start it without --resume")
-    directory.mkdir(parents=True, exist_ok=True)
-    saved_path.write_text(json.dumps(config.as_dict(), indent=2, default=str))
+
+
+def _has_trials(saved: dict) -> bool:
+    import optuna
+
+    storage = saved.get("storage") or f"sqlite:///{Path(saved['out']).resolve() / 'study.db'}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+        return False
+    try:
+        return len(optuna.load_study(study_name=saved["name"], storage=storage).trials) > 0
+    except KeyError:
+        return False
+
+
+def write_directory(config: StudyConfig) -> None:
+    """Save the study's configuration beside its trials."""
+    (config.directory / CONFIG_FILE).write_text(json.dumps(config.as_dict(), indent=2, default=str))
+
+
+def prepare_directory(config: StudyConfig, resume: bool) -> None:
+    """Check, create and claim the study directory."""
+    check_directory(config, resume)
+    config.directory.mkdir(parents=True, exist_ok=True)
+    write_directory(config)
 
 
 def make_sampler(config: StudyConfig, limits: dict[str, float]):
@@ -101,13 +133,23 @@ def open_study(config: StudyConfig, limits: dict[str, float]):
 
     names = objective_names(limits)
     directions = ["maximize"] + ["minimize"] * (len(names) - 1)
-    return optuna.create_study(
-        study_name=config.study_name,
-        storage=config.storage_url,
-        directions=directions,
-        sampler=make_sampler(config, limits),
-        load_if_exists=True,
-    )
+    try:
+        return optuna.create_study(
+            study_name=config.study_name,
+            storage=config.storage_url,
+            directions=directions,
+            sampler=make_sampler(config, limits),
+            load_if_exists=True,
+        )
+    except ValueError as err:
+        raise ConfigError(f"study storage {config.storage_url!r} cannot hold this study: {err}") from err
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL
+        if type(err).__module__.startswith("sqlalchemy"):
+            raise ConfigError(
+                f"study storage {config.storage_url!r} cannot be opened: {err}; "
+                "use an Optuna RDB URL such as sqlite:///path/study.db or postgresql://host/db"
+            ) from err
+        raise
 
 
 def recover_stale_trials(study) -> list[int]:
@@ -189,13 +231,15 @@ def run_study(config: StudyConfig, *, resume: bool = False, progress: bool = Tru
     from harness.data import load_dataset
     from harness.hil.boards import load_board
 
-    prepare_directory(config, resume)
+    check_directory(config, resume)
     profile = load_board(config.board)
     limits = constraint_limits(config, dict(profile.constraints))
     names = objective_names(limits)
     space = config.search_space()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config.directory.mkdir(parents=True, exist_ok=True)
     study = open_study(config, limits)
+    write_directory(config)
     study.set_metric_names(names)
     recovered = recover_stale_trials(study)
     splits = load_dataset(config.dataset, seed=config.seed)
@@ -205,20 +249,27 @@ def run_study(config: StudyConfig, *, resume: bool = False, progress: bool = Tru
         print(f"recovered trials {recovered} left RUNNING by a dead worker; proposing them again")
 
     while True:
+        interrupts.check()
         finished = _count(study, (OptunaState.COMPLETE,))
         if finished >= config.trials:
             break
+        # Trials other workers are running count toward the budget; if one of
+        # them fails, the wait ends with a free slot for this worker.
+        running = _count(study, (OptunaState.RUNNING,))
+        if finished + running >= config.trials:
+            time.sleep(WAIT_FOR_OTHERS_S)
+            continue
         if failures >= max_failures:
             raise StudyError(
-                f"{failures} trials failed in this run (limit {max_failures}); see the `error` of "
-                f"{config.directory}/trials/*/metrics.json"
+                f"{failures} trials failed in this run (limit {max_failures}); the reasons are in "
+                f"{config.directory}/trials/*/metrics.json (`error`) and in `harness report`'s fail_reason column"
             )
         trial = study.ask()
         trial.set_user_attr("worker", _worker_id())
         trial.set_user_attr("stage", "propose")
         params = suggest_config(trial, space)
         trial_dir = config.directory / "trials" / str(trial.number)
-        label = f"[trial {trial.number} | {finished + 1}/{config.trials}]"
+        label = f"[trial {trial.number} | {finished + running + 1}/{config.trials}]"
         outcome: TrialOutcome | None = None
         bar = None
 
@@ -243,8 +294,12 @@ def run_study(config: StudyConfig, *, resume: bool = False, progress: bool = Tru
             if bar is not None:
                 bar.close()
             trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 2))
+            # A signal swallowed inside a library callback still ends the study here.
+            if interrupts.requested():
+                outcome = None
         finally:
             _record(study, trial, outcome, names, trial_dir)
+        interrupts.check()
         if outcome.state is TrialState.FAILED:
             failures += 1
             print(f"{label} failed in stage {outcome.stage}: {outcome.error}", flush=True)

@@ -36,6 +36,16 @@ def test_space_flag_forms():
         ({"space": {"lr": [0.1, 0.01]}}, "'lr': interval [0.1, 0.01] has low > high"),
         ({"constraints": {"energy": 3}}, "unknown constraint 'energy'"),
         ({"optimize_latency": True}, "needs a latency limit"),
+        ({"optimize_latency": "yes"}, "'optimize_latency': value 'yes' is invalid; allowed: true or false"),
+        ({"board": 3}, "'board': value 3 is invalid; allowed: a string"),
+        ({"name": "../../etc"}, "without path separators"),
+        ({"max_failures": -1}, "'max_failures': value -1 is invalid"),
+        ({"seed": -1}, "'seed': value -1 is invalid; allowed: integer >= 0"),
+        ({"constraints": {"flops": float("inf")}}, "constraint 'flops': value inf is invalid"),
+        ({"constraints": {"flash_bytes": True}}, "constraint 'flash_bytes': value True is invalid"),
+        ({"space": {"lr_gamma": True}}, "'lr_gamma': value True is not a number"),
+        ({"space": {"prune_start": 0.9, "prune_end": 0.85}}, "pruning intervals overlap"),
+        ({"space": {"prune_start": [0.5, 0.9]}}, "pruning intervals overlap"),
     ],
 )
 def test_invalid_study_fields(fields, message):
@@ -57,7 +67,13 @@ def test_resume_without_study_rejected(tmp_path):
         prepare_directory(config, resume=True)
 
 
-def test_directory_of_other_study_rejected(tmp_path):
+def test_empty_study_directory_can_be_reused(tmp_path):
     prepare_directory(build_config({"out": tmp_path}, {}), resume=False)
-    with pytest.raises(ConfigError, match="network='dscnn_se', not 'mobilenetv3_1d'"):
-        prepare_directory(build_config({"out": tmp_path, "network": "mobilenetv3_1d"}, {}), resume=False)
+    prepare_directory(build_config({"out": tmp_path, "network": "mobilenetv3_1d"}, {}), resume=False)
+    assert '"network": "mobilenetv3_1d"' in (tmp_path / "study.json").read_text()
+
+
+def test_corrupt_study_file_reported(tmp_path):
+    (tmp_path / "study.json").write_text("{not json")
+    with pytest.raises(StudyError, match="study.json is not valid JSON"):
+        prepare_directory(build_config({"out": tmp_path}, {}), resume=False)

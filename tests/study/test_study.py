@@ -157,9 +157,15 @@ def test_sigterm_records_interrupted_trial(tmp_path):
     time.sleep(1.0)
     process.terminate()
     output = process.communicate(timeout=60)[0]
-    assert process.returncode == 130, output
+    assert process.returncode == 143, output
     study = _load(directory)
     states = [t.state.name for t in study.trials]
     assert states == ["FAIL", "WAITING"]
     assert study.trials[0].user_attrs["fail_reason"] == "interrupted in stage training"
     assert study.trials[1].system_attrs["fixed_params"] == study.trials[0].params
+
+
+@pytest.mark.parametrize("change", [["--network", "dscnn_se"], ["--name", "other"]])
+def test_other_settings_on_existing_study_rejected(tiny_study, change, capsys):
+    assert main(["run", *TINY, "--trials", "4", "--out", str(tiny_study), *change]) == 2
+    assert "contains a study with" in capsys.readouterr().err
