@@ -235,9 +235,9 @@ def _pairs_plot(frame, front, names, limits, path: Path, title: str) -> None:
 def compare_studies(study_dirs: list[Path], out: Path) -> Path:
     """Overlay the fronts of several studies and tabulate their hypervolumes on common limits.
 
-    Every study is normalized by the same limits (the largest limit of each
-    objective over the studies) so their hypervolumes share one reference;
-    feasibility stays each study's own.
+    Every study is normalized by the same limits, the largest limit of each
+    objective over the studies, so their hypervolumes share one reference.
+    Feasibility stays each study's own.
     """
     import matplotlib
 

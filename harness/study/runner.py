@@ -4,8 +4,8 @@ Storage contract (Optuna RDB storage, SQLite by default):
 - `--trials N` counts finished trials: COMPLETE in Optuna, which covers
   feasible and infeasible results (an infeasible one carries constraint values
   > 0 through `trial.set_constraint`). FAIL trials do not count.
-- A trial is RUNNING while a worker owns it; the worker writes its host and
-  process id to the user attribute `worker` and the current stage to `stage`.
+- A trial is RUNNING while a worker owns it. The worker writes its host and
+  process id to the user attribute `worker`, and the current stage to `stage`.
 - At start, every RUNNING trial whose worker process on this host is gone is
   marked FAIL with the reason, and its parameters are enqueued again, so a
   killed study (Ctrl-C, kill -9, power loss) resumes without losing or
@@ -68,7 +68,7 @@ def _worker_alive(worker: str | None) -> bool:
 
 
 def check_directory(config: StudyConfig, resume: bool) -> None:
-    """Check that the study directory is free or holds this same study.
+    """Check that the study directory is free or contains this same study.
 
     A directory whose saved study has no trial yet does not belong to it, so a
     run that failed on a bad setting before its first trial can be corrected.
