@@ -32,6 +32,9 @@ from harness.hil.transport import open_url, resolve_board_url
 logger = logging.getLogger(__name__)
 
 RANDOM_INPUT_SAMPLES = 16
+# A fresh QEMU process announces the boot within a second on an idle
+# machine; with both cores busy it took over 5 s here, so allow far more.
+BOOT_TIMEOUT_S = 30.0
 
 
 class OutputMismatchError(DeviceError):
@@ -264,7 +267,7 @@ def deploy(
         with emulator:
             with open_url(emulator.url, profile.serial.baud) as serial_port:
                 client = DeviceClient(serial_port, profile.name)
-                client.wait_for_boot()
+                client.wait_for_boot(BOOT_TIMEOUT_S)
                 outputs, ticks, device_memory = run_on_device(client, bundle, profile.name)
                 identity = client.identity
                 client.exit(0)
