@@ -140,7 +140,9 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     for _, row in frame.iterrows():
         cells = []
         for value in row:
-            if isinstance(value, float):
+            if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
+                cells.append(f"{int(value):,}")
+            elif isinstance(value, float):
                 cells.append(f"{value:.4g}")
             else:
                 cells.append(str(value))
