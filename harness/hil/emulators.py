@@ -11,6 +11,7 @@ after which the process is killed.  The process is always reaped on
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import logging
 import shutil
 import signal
@@ -18,12 +19,15 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DeviceError, DeviceTimeoutError
 from harness.hil.boards import BoardProfile
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PORT_LOCK = Path("/tmp/harness-locks/emulator-ports.lock")
+LISTEN_TIMEOUT_S = 30.0
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,22 @@ def _die_with_parent() -> None:
         return
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _listening(port: int) -> bool:
+    """Return True if some socket listens on 127.0.0.1:`port` (read from /proc/net/tcp)."""
+    wanted = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as table:
+            next(table)
+            return any(
+                fields[1] == wanted and fields[3] == "0A"
+                for fields in (line.split() for line in table)
+            )
+    except OSError:
+        # Without /proc, fall back to a short fixed wait for the emulator to bind.
+        time.sleep(0.5)
+        return True
 
 
 def free_tcp_port() -> int:
@@ -76,15 +96,45 @@ class EmulatedBoard:
         raise NotImplementedError
 
     def start(self) -> "EmulatedBoard":
-        self.log.info("starting %s %s on port %d: %s", self.kind, self.profile.emulator.machine, self.port, self.elf_path)
-        self.process = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
+        # A port found free can be taken by another process before the
+        # emulator binds it; the emulator then exits and the client reaches a
+        # stranger's UART that never answers. Picking the port and waiting
+        # for the emulator to listen on it under one lock shared by every
+        # harness process on this host closes that window.
+        PORT_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        with open(PORT_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.port = free_tcp_port()
+            self.url = f"socket://127.0.0.1:{self.port}"
+            self.log.info(
+                "starting %s %s on port %d: %s", self.kind, self.profile.emulator.machine, self.port, self.elf_path
+            )
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+            self._wait_until_listening()
         self._timer = threading.Timer(self.timeout_s, self._kill_on_timeout)
         self._timer.daemon = True
         self._timer.start()
         return self
+
+    def _wait_until_listening(self) -> None:
+        """Return once the emulator listens on `self.port`; raise if it exits first."""
+        assert self.process is not None
+        deadline = time.monotonic() + LISTEN_TIMEOUT_S
+        while not _listening(self.port):
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode(errors="replace") if self.process.stdout else ""
+                raise DeviceError(
+                    f"{self.profile.name}: {self.kind} exited with status {self.process.returncode} before "
+                    f"listening on port {self.port}: {output.strip()[-500:]}"
+                )
+            if time.monotonic() > deadline:
+                raise DeviceTimeoutError(
+                    f"{self.profile.name}: {self.kind} did not listen on port {self.port} within {LISTEN_TIMEOUT_S:.0f} s"
+                )
+            time.sleep(0.02)
 
     def _kill_on_timeout(self) -> None:
         if self.process is not None and self.process.poll() is None:
