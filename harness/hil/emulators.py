@@ -97,8 +97,8 @@ class EmulatedBoard:
 
     def start(self) -> "EmulatedBoard":
         # A port found free can be taken by another process before the
-        # emulator binds it; the emulator then exits and the client reaches a
-        # stranger's UART that never answers. Picking the port and waiting
+        # emulator binds it. The emulator then exits, and the client reaches
+        # another emulator's UART, which sends it nothing. Picking the port and waiting
         # for the emulator to listen on it under one lock shared by every
         # harness process on this host closes that window.
         PORT_LOCK.parent.mkdir(parents=True, exist_ok=True)
