@@ -48,23 +48,36 @@ def objective_names(limits: dict[str, float]) -> list[str]:
     return [*OBJECTIVE_NAMES, *(["latency_cycles"] if "latency_cycles" in limits else [])]
 
 
+def _process_start(pid: int) -> str | None:
+    """Return the start time of process `pid` in clock ticks since boot, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            # The command name (field 2) may contain spaces; fields after it are plain.
+            return handle.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Return `host:pid:start`; the start time tells a reused pid from the original worker."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or 0}"
 
 
 def _worker_alive(worker: str | None) -> bool:
     if not worker:
         return False
-    host, _, pid = worker.rpartition(":")
+    host, _, rest = worker.partition(":")
     if host != socket.gethostname():
         return True  # cannot tell from here; assume alive
+    pid, _, start = rest.partition(":")
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
+        current_start = _process_start(int(pid))
+    except ValueError:
         return False
-    except PermissionError:
-        return True
-    return True
+    if current_start is None:
+        return False
+    return not start or start == current_start
 
 
 def check_directory(config: StudyConfig, resume: bool) -> None:
