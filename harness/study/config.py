@@ -107,6 +107,7 @@ class StudyConfig:
             raise ConfigError(
                 f"study field 'max_failures': value {self.max_failures!r} is invalid; allowed: integer >= 1"
             )
+        self.dataset = self.dataset.lower()
         _choice("dataset", self.dataset, DATASETS)
         _choice("network", self.network, NETWORKS)
         _choice("strategy", self.strategy, STRATEGIES)

@@ -184,11 +184,20 @@ def recover_stale_trials(study) -> list[int]:
         storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
         storage.set_trial_user_attr(trial._trial_id, "state_label", TrialState.FAILED.value)
         storage.set_trial_state_values(trial._trial_id, OptunaState.FAIL)
+        _write_failure_record(trial.user_attrs.get("trial_dir"), stage, reason)
         if trial.params:
             study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False)
         log.warning("trial %d: %s; marked failed and proposed again", trial.number, reason)
         recovered.append(trial.number)
     return recovered
+
+
+def _write_failure_record(trial_dir: str | None, stage: str, reason: str) -> None:
+    """Write `metrics.json` for a trial whose worker died, so its directory says why it stopped."""
+    if not trial_dir or not Path(trial_dir).is_dir():
+        return
+    record = {"state": TrialState.FAILED.value, "stage": stage, "error": reason}
+    (Path(trial_dir) / "metrics.json").write_text(json.dumps(record, indent=2))
 
 
 def suggest_config(trial, space) -> dict[str, Any]:
@@ -282,6 +291,7 @@ def run_study(config: StudyConfig, *, resume: bool = False, progress: bool = Tru
         trial.set_user_attr("stage", "propose")
         params = suggest_config(trial, space)
         trial_dir = config.directory / "trials" / str(trial.number)
+        trial.set_user_attr("trial_dir", str(trial_dir))
         label = f"[trial {trial.number} | {finished + running + 1}/{config.trials}]"
         outcome: TrialOutcome | None = None
         bar = None

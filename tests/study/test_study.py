@@ -101,6 +101,9 @@ def test_resume_after_kill(tmp_path):
     reasons = [t.user_attrs.get("fail_reason") for t in study.trials]
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"], reasons
     assert "died while the trial was RUNNING" in study.trials[0].user_attrs["fail_reason"]
+    killed_record = json.loads((directory / "trials" / "0" / "metrics.json").read_text())
+    assert killed_record["state"] == "failed"
+    assert "died while the trial was RUNNING" in killed_record["error"]
     assert study.trials[1].params == killed_params
 
 
