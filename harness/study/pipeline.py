@@ -1,9 +1,9 @@
 """One study trial end to end: train, export, build, measure on the board.
 
-Artifacts go to `<study>/trials/<n>/`: `checkpoint/` (pruned model),
-`export/` (`.tflite`, C array, generated C, int8 test set), `export/val/`
-(the same model with the validation split), the firmware build directories
-with ELF and linker map, and `metrics.json` with every number and its source.
+Artifacts go to `<study>/trials/<n>/`. `checkpoint/` holds the pruned model;
+`export/` the `.tflite`, C array, generated C and int8 test set; `export/val/`
+the same model with the validation split. The firmware build directories keep
+the ELF and linker map, and `metrics.json` every number with its source.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ Storage contract (Optuna RDB storage, SQLite by default):
 - A trial is RUNNING while a worker owns it. The worker writes its host and
   process id to the user attribute `worker`, and the current stage to `stage`.
 - At start, every RUNNING trial whose worker process on this host is gone is
-  marked FAIL with the reason, and its parameters are enqueued again, so a
-  killed study (Ctrl-C, kill -9, power loss) resumes without losing or
-  repeating finished trials. RUNNING trials of workers on other hosts are left
+  marked FAIL with the reason, and its parameters are enqueued again. A
+  killed study (Ctrl-C, kill -9, power loss) therefore resumes without
+  losing or repeating finished trials. RUNNING trials of workers on other hosts are left
   alone, because their owner may still be alive.
 - Each trial's final state is written in a `finally` block; Ctrl-C or
   SIGTERM records the running trial as FAIL ("interrupted") and enqueues its
@@ -59,7 +59,7 @@ def _process_start(pid: int) -> str | None:
 
 
 def _worker_id() -> str:
-    """Return `host:pid:start`; the start time tells a reused pid from the original worker."""
+    """Return `host:pid:start`; the start time distinguishes a reused pid from the original worker."""
     pid = os.getpid()
     return f"{socket.gethostname()}:{pid}:{_process_start(pid) or 0}"
 
@@ -193,7 +193,7 @@ def recover_stale_trials(study) -> list[int]:
 
 
 def _write_failure_record(trial_dir: str | None, stage: str, reason: str) -> None:
-    """Write `metrics.json` for a trial whose worker died, so its directory says why it stopped."""
+    """Write `metrics.json` for a trial whose worker died, recording why the trial stopped."""
     if not trial_dir or not Path(trial_dir).is_dir():
         return
     record = {"state": TrialState.FAILED.value, "stage": stage, "error": reason}
