@@ -1,6 +1,6 @@
 """One study trial end to end: train, export, build, measure on the board.
 
-Artifacts go to `<study>/trials/<n>/`. `checkpoint/` holds the pruned model;
+Artifacts go to `<study>/trials/<n>/`. `checkpoint/` contains the pruned model;
 `export/` the `.tflite`, C array, generated C and int8 test set; `export/val/`
 the same model with the validation split. The firmware build directories keep
 the ELF and linker map, and `metrics.json` every number with its source.
