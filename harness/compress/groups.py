@@ -12,9 +12,9 @@ that writes group channels, zero the pruned channels during training, so the
 masked network computes exactly what the physically smaller network computes
 once the channels are removed (see `harness.compress.pruning`).
 
-No pruning library is used because the available ones (torch.nn.utils.prune,
+No pruning library is used, because the available ones (torch.nn.utils.prune,
 torch-pruning) either keep the tensors at full size or trace the graph at run
-time; the networks here are few and fixed, and an explicit group list is easy
+time. The networks here are few and fixed, and an explicit group list is easy
 to check against the physically pruned result.
 """
 

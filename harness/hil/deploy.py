@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 RANDOM_INPUT_SAMPLES = 16
 # A fresh QEMU process announces the boot within a second on an idle
-# machine; with both cores busy it took over 5 s here, so allow far more.
+# machine. With both cores busy it took over 5 s here, so allow far more.
 BOOT_TIMEOUT_S = 30.0
 
 

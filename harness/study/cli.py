@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
         import json
 
         saved = json.loads((args.out / CONFIG_FILE).read_text())
-        file_fields = {k: v for k, v in saved.items() if k not in ("name",)} | {"name": saved["name"]}
+        file_fields = saved
     flags = {
         "dataset": args.dataset,
         "network": args.network,

@@ -226,7 +226,6 @@ def run_trial(
     if "latency_cycles" in limits:
         objectives["latency_cycles"] = float(test_run["latency_cycles"])
     metrics.update(
-        state="",
         objectives=objectives,
         val_accuracy_device=val_run["device_accuracy"],
         test_accuracy_device=test_run["device_accuracy"],
