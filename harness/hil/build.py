@@ -31,6 +31,7 @@ from pathlib import Path
 from harness.errors import BuildError, ConfigError
 from harness.hil.boards import REPO_DIR, BoardProfile
 from harness.hil.memory import MemoryOverflow, MemoryUsage, measure_memory, parse_overflows
+from harness.hil.replay import replay_build, write_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,11 @@ class BuildResult:
 
     `elf_path` and `map_path` are None when the image does not fit; then
     `overflows` names each region and by how many bytes it overflowed.
-    `compiled` lists the object files SCons rebuilt (source: PlatformIO's
-    "Compiling" lines), `seconds` the wall time of `pio run`.
+    `compiled` lists the object files rebuilt (source: PlatformIO's
+    "Compiling" lines, or the replayed commands), `seconds` the wall time
+    of the build, and `method` how it ran: "platformio" (`pio run`) or
+    "replay" (the model's commands recorded by the last `pio run`, see
+    `harness.hil.replay`).
     """
 
     board: str
@@ -66,10 +70,28 @@ class BuildResult:
     memory: MemoryUsage | None = None
     overflows: list[MemoryOverflow] = field(default_factory=list)
     log: str = ""
+    method: str = "platformio"
 
     @property
     def fits(self) -> bool:
         return not self.overflows
+
+
+def _failure_summary(log: str) -> str:
+    """Return the error lines of a build log, then its last 30 lines (warnings can hide the errors)."""
+    lines = log.splitlines()
+    errors = [line for line in lines if "error:" in line.lower()][:10]
+    tail = "\n".join(lines[-30:])
+    return ("\n".join(errors) + "\n...\n" + tail) if errors else tail
+
+
+def _overflow_result(result: BuildResult, profile: BoardProfile, model_dir: Path) -> BuildResult:
+    result.overflows = parse_overflows(result.log)
+    logger.info(
+        "board %s: model %s does not fit: %s", profile.name, model_dir,
+        ", ".join(f"{o.region} by {o.overflow_bytes} B" for o in result.overflows),
+    )
+    return result
 
 
 def ensure_platformio_core() -> Path:
@@ -202,42 +224,57 @@ def build_firmware(
     env = _platformio_env(build_dir, model_dir, runtime)
     command = [sys.executable, "-m", "platformio", "run", "--project-dir", str(FIRMWARE_DIR), "-e", profile.pio_env]
 
+    env_build_dir = build_dir / profile.pio_env
+    fingerprint = firmware_fingerprint(profile)
+    tflm_root = os.environ.get("TFLM_ROOT", "") if runtime == "tflm" else ""
+
     # One build at a time per build directory: SCons state is not shared-safe.
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         started = time.perf_counter()
-        try:
-            completed = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, cwd=FIRMWARE_DIR
-            )
-        except subprocess.TimeoutExpired as err:
-            raise BuildError(f"pio run for {profile.name} took over {BUILD_TIMEOUT_S} s") from err
-        seconds = time.perf_counter() - started
-        log = completed.stdout + completed.stderr
-        result = BuildResult(
-            board=profile.name,
-            runtime=runtime,
-            model_dir=model_dir,
-            build_dir=build_dir / profile.pio_env,
-            seconds=seconds,
-            compiled=_COMPILED_RE.findall(log),
-            log=log,
+        # Emulated boards only: a real board is flashed by `pio run -t
+        # upload`, which would rebuild the model through SCons anyway.
+        replayed = (
+            replay_build(env_build_dir, model_dir, fingerprint, tflm_root) if profile.emulated else None
         )
-
-        if completed.returncode != 0:
-            overflows = parse_overflows(log)
-            if overflows:
-                result.overflows = overflows
-                logger.info(
-                    "board %s: model %s does not fit: %s", profile.name, model_dir,
-                    ", ".join(f"{o.region} by {o.overflow_bytes} B" for o in overflows),
+        if replayed is not None and (replayed.linked or parse_overflows(replayed.log)):
+            result = BuildResult(
+                board=profile.name, runtime=runtime, model_dir=model_dir, build_dir=env_build_dir,
+                seconds=time.perf_counter() - started, compiled=replayed.compiled, log=replayed.log,
+                method="replay",
+            )
+            if not replayed.linked:
+                return _overflow_result(result, profile, model_dir)
+            built_elf, built_map = replayed.elf_path, replayed.map_path
+        else:
+            if replayed is not None:
+                logger.info("replayed link for %s failed without an overflow; running PlatformIO", profile.name)
+            try:
+                completed = subprocess.run(
+                    command, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, cwd=FIRMWARE_DIR
                 )
-                return result
-            tail = "\n".join(log.splitlines()[-30:])
-            raise BuildError(f"firmware build for {profile.name} ({runtime}, {model_dir}) failed:\n{tail}")
+            except subprocess.TimeoutExpired as err:
+                raise BuildError(f"pio run for {profile.name} took over {BUILD_TIMEOUT_S} s") from err
+            log = completed.stdout + completed.stderr
+            result = BuildResult(
+                board=profile.name,
+                runtime=runtime,
+                model_dir=model_dir,
+                build_dir=env_build_dir,
+                seconds=time.perf_counter() - started,
+                compiled=_COMPILED_RE.findall(log),
+                log=log,
+            )
+            if completed.returncode != 0:
+                if parse_overflows(log):
+                    return _overflow_result(result, profile, model_dir)
+                raise BuildError(
+                    f"firmware build for {profile.name} ({runtime}, {model_dir}) failed:\n{_failure_summary(log)}"
+                )
+            write_stamp(env_build_dir, fingerprint, tflm_root)
+            built_elf, built_map = env_build_dir / "firmware.elf", env_build_dir / "firmware.map"
 
-        elf_path = result.build_dir / "firmware.elf"
-        map_path = result.build_dir / "firmware.map"
+        elf_path, map_path = built_elf, built_map
         if out_dir is not None:
             out_dir = Path(out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -248,8 +285,8 @@ def build_firmware(
         result.memory = measure_memory(elf_path, map_path, {r.name: r.kind for r in profile.memory})
 
     logger.info(
-        "board %s: built %s in %.2f s (%d units compiled), flash %d B, RAM %d B",
-        profile.name, model_dir.name, seconds, len(result.compiled),
+        "board %s: built %s in %.2f s by %s (%d units compiled), flash %d B, RAM %d B",
+        profile.name, model_dir.name, result.seconds, result.method, len(result.compiled),
         result.memory.flash_bytes, result.memory.ram_bytes,
     )
     return result

@@ -173,9 +173,10 @@ def _write_model_shape(build_dir):
     if not os.path.isfile(path) or open(path).read() != text:
         with open(path, "w") as out:
             out.write(text)
+    return shapes
 
 
-_write_model_shape(env.subst("$BUILD_DIR"))
+model_shapes = _write_model_shape(env.subst("$BUILD_DIR"))
 env.Append(CPPPATH=[os.path.join("$BUILD_DIR", "include")])
 
 # Board support: the common sources plus exactly one family file.
@@ -184,6 +185,7 @@ env.Replace(SRC_FILTER=["+<*.c>", "+<board/%s.c>" % family])
 # The model and its runtime glue: the only sources that change between trials.
 env.Append(CPPPATH=[model_dir])
 if runtime == "generated":
+    model_source_globs = ["*.c"]
     env.BuildSources(
         os.path.join("$BUILD_DIR", "model"), model_dir, ["+<*.c>"]
     )
@@ -203,6 +205,7 @@ elif runtime == "tflm":
     import tflm_sources  # noqa: E402  (lives beside the runtime glue)
 
     tflm_sources.configure(env, tflm_root, model_dir)
+    model_source_globs = ["model_data.cc"]
 else:
     sys.stderr.write(
         "Error: HARNESS_RUNTIME=%r is not a runtime; use generated or tflm\n" % runtime
@@ -211,6 +214,55 @@ else:
 
 target_elf = env.BuildProgram()
 env.Depends(target_elf, [memory_ld, os.path.join(PROJECT_DIR, "ld", "sections.ld")])
+
+
+def _write_relink_recipe(target, source, env):
+    """Record the exact commands that rebuild the model part of this firmware.
+
+    Runs after every link.  `relink-recipe.json` lists, for each object
+    under `$BUILD_DIR/model` and `$BUILD_DIR/runtime`, the compiler command
+    SCons ran, and the link command.  `harness.hil.build` replays them for
+    the next model of the same board and runtime instead of starting
+    PlatformIO, whose start-up alone takes about a second.
+    """
+    import json
+
+    build_dir = env.subst("$BUILD_DIR")
+    model_prefixes = tuple(os.path.join(build_dir, name) + os.sep for name in ("model", "runtime"))
+
+    def argv_of(command, targets, sources):
+        # SCons frees each node's executor once it is built, so the
+        # commands are expanded again from the construction variables.
+        lists = env.subst_list(command, target=targets, source=sources)
+        if len(lists) != 1:
+            raise RuntimeError("expected one command for %s, got %d" % (targets[0], len(lists)))
+        return [str(arg) for arg in lists[0]]
+
+    compiles = []
+    for obj in source:
+        path = obj.get_abspath()
+        if path.startswith(model_prefixes):
+            src = obj.sources[0]
+            command = "$CXXCOM" if str(src).endswith((".cc", ".cpp")) else "$CCCOM"
+            compiles.append({
+                "source": src.srcnode().get_abspath(),
+                "object": path,
+                "argv": argv_of(command, [obj], [src]),
+            })
+    recipe = {
+        "model_dir": os.path.abspath(model_dir),
+        "model_source_globs": model_source_globs,
+        "model_shapes": model_shapes,
+        "runtime": runtime,
+        "cwd": os.getcwd(),
+        "compile": compiles,
+        "link": {"argv": argv_of("$LINKCOM", target, source), "elf": target[0].get_abspath()},
+    }
+    with open(os.path.join(build_dir, "relink-recipe.json"), "w") as out:
+        json.dump(recipe, out, indent=1)
+
+
+env.AddPostAction(target_elf, _write_relink_recipe)
 
 # `pio run -t upload` flashes a real board with the profile's tool; the
 # serial port is not involved (the ELF goes over the debug probe).

@@ -11,6 +11,14 @@
 #include "nn_kernels.h"
 
 #include <stddef.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+#include <arm_acle.h>
+#define NN_USE_SIMD32 1
+#else
+#define NN_USE_SIMD32 0
+#endif
 
 /* ---- Fixed-point arithmetic on int32 ---------------------------------- */
 
@@ -260,11 +268,56 @@ static int32_t strided_offset(int32_t index, int32_t rank, const int32_t *dims, 
 
 /* ---- Kernels ----------------------------------------------------------- */
 
+/*
+ * Sum over i < n of w[i] * (x[i] + x_offset), the inner product of every
+ * convolution. Integer addition is associative, so the result is the same
+ * in any order.
+ *
+ * On cores with the DSP extension (Cortex-M4, M7, M33) four terms take two
+ * SMLAD instructions. SXTB16 splits a word of four int8 values into its
+ * even and odd bytes as two int16 halves. SXTAB16 does the same and adds
+ * the offset to both halves, and x + x_offset fits int16 because both lie
+ * in [-128, 128]. SMLAD multiplies the halves pairwise and adds both
+ * products to the accumulator. With arm-none-eabi-gcc 12 at -O2 the loop is
+ * 11 instructions per four terms, and convolutions are most of an
+ * inference (79 % of the instructions of a BasicMotions dscnn_se under
+ * callgrind). Written here instead of calling CMSIS-NN so the generated C
+ * stays one self-contained source with no vendor library.
+ */
+#if NN_USE_SIMD32
+static uint32_t rotate_right_8(uint32_t word)
+{
+    return (word >> 8) | (word << 24); /* compiles to one ROR */
+}
+#endif
+
+static int32_t dot_with_offset(const int8_t *w, const int8_t *x, int32_t n, int32_t x_offset)
+{
+    int32_t acc = 0;
+    int32_t i = 0;
+#if NN_USE_SIMD32
+    const uint32_t offset_pair = ((uint32_t)(uint16_t)x_offset << 16) | (uint16_t)x_offset;
+
+    for (; i + 4 <= n; i += 4) {
+        uint32_t w_word;
+        uint32_t x_word;
+        memcpy(&w_word, w + i, sizeof w_word);
+        memcpy(&x_word, x + i, sizeof x_word);
+        acc = __smlad(__sxtb16(w_word), __sxtab16(offset_pair, x_word), acc);
+        acc = __smlad(__sxtb16(rotate_right_8(w_word)), __sxtab16(offset_pair, rotate_right_8(x_word)), acc);
+    }
+#endif
+    for (; i < n; ++i) {
+        acc += (int32_t)w[i] * ((int32_t)x[i] + x_offset);
+    }
+    return acc;
+}
+
 void nn_conv2d(const nn_conv_params *p, const int8_t *input, int8_t *output)
 {
     const int32_t groups = p->in_c / p->filter_in_c;
     const int32_t filters_per_group = p->out_c / groups;
-    int32_t b, oy, ox, oc, ky, kx, ic;
+    int32_t b, oy, ox, oc, ky, kx;
 
     for (b = 0; b < p->batches; ++b) {
         for (oy = 0; oy < p->out_h; ++oy) {
@@ -288,9 +341,7 @@ void nn_conv2d(const nn_conv_params *p, const int8_t *input, int8_t *output)
                             }
                             in_row = input + ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c + channel_base;
                             w_row = p->weights + ((oc * p->k_h + ky) * p->k_w + kx) * p->filter_in_c;
-                            for (ic = 0; ic < p->filter_in_c; ++ic) {
-                                acc += (int32_t)w_row[ic] * ((int32_t)in_row[ic] + p->input_offset);
-                            }
+                            acc += dot_with_offset(w_row, in_row, p->filter_in_c, p->input_offset);
                         }
                     }
                     if (p->bias != NULL) {
