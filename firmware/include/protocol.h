@@ -39,6 +39,8 @@ enum protocol_command {
     PROTOCOL_CMD_CALIBRATE = 0x05,
     PROTOCOL_CMD_RESET = 0x06,
     PROTOCOL_CMD_EXIT = 0x07,
+    PROTOCOL_CMD_INPUT_FILE = 0x08,      /* emulated builds: open a host file of inputs */
+    PROTOCOL_CMD_LOAD_INPUT_FILE = 0x09, /* emulated builds: load one input from it */
     PROTOCOL_CMD_BOOT = 0x7E,
     PROTOCOL_CMD_ERROR = 0x7F,
 };

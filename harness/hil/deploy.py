@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,6 +96,7 @@ class DeployResult:
     feasible: bool
     overflows: list[dict] = field(default_factory=list)
     regions: dict = field(default_factory=dict)
+    build_method: str = "platformio"  # or "replay" (harness.hil.replay)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -196,28 +198,52 @@ def ticks_to_cycles(profile: BoardProfile, source: CyclesSource, ticks: np.ndarr
 
 
 def run_on_device(
-    client: DeviceClient, bundle: ExportBundle, board: str
+    client: DeviceClient, bundle: ExportBundle, board: str, *, input_file: Path | None = None
 ) -> tuple[np.ndarray, np.ndarray, DeviceMemory]:
-    """Run every input; return outputs (samples x output elements, int8), ticks (samples,) and memory."""
+    """Run every input; return outputs (samples x output elements, int8), ticks (samples,) and memory.
+
+    With `input_file` (an absolute path, QEMU boards only) the inputs are
+    written there and the device reads them through semihosting instead of
+    receiving them over the UART; outputs and timing are the same.
+    """
     identity = client.check_model(bundle.model_hash, expected_board=board)
     expected_shape = tuple(bundle.meta.get("input_shape") or ())
     if identity.input_shape and expected_shape and identity.input_shape != expected_shape:
         raise DeviceError(
             f"{board}: device input shape {identity.input_shape} differs from export.json {expected_shape}"
         )
-    if identity.input_bytes != bundle.inputs.shape[1]:
+    input_bytes = bundle.inputs.shape[1]
+    if identity.input_bytes != input_bytes:
         raise DeviceError(
-            f"{board}: device expects {identity.input_bytes} input bytes, the test inputs have "
-            f"{bundle.inputs.shape[1]}"
+            f"{board}: device expects {identity.input_bytes} input bytes, the test inputs have {input_bytes}"
         )
+    if input_file is not None:
+        np.ascontiguousarray(bundle.inputs, dtype=np.int8).tofile(input_file)
+        length = client.open_input_file(input_file)
+        if length != bundle.inputs.size:
+            raise DeviceError(f"{board}: device sees {length} bytes in {input_file}, expected {bundle.inputs.size}")
     outputs = np.zeros((len(bundle.inputs), identity.output_bytes), dtype=np.int8)
     ticks = np.zeros(len(bundle.inputs), dtype=np.int64)
     for index, sample in enumerate(bundle.inputs):
-        result = client.infer(sample.tobytes())
+        if input_file is not None:
+            result = client.infer_from_file(index * input_bytes, input_bytes)
+        else:
+            result = client.infer(sample.tobytes())
         outputs[index] = result.output
         ticks[index] = result.cycles
     memory = client.memory()
     return outputs, ticks, memory
+
+
+def input_file_for(profile: BoardProfile, directory: Path) -> Path | None:
+    """Path for the inputs file of a QEMU board in `directory`, or None for boards fed over the UART.
+
+    Only QEMU boards read inputs through semihosting; Renode and real
+    boards receive them in LOAD_INPUT chunks.
+    """
+    if profile.emulator.kind != "qemu":
+        return None
+    return Path(directory).resolve() / "device_inputs.bin"
 
 
 def deploy(
@@ -254,6 +280,7 @@ def deploy(
         reference_source=bundle.reference_source,
         build_seconds=round(build.seconds, 3),
         build_compiled_units=len(build.compiled),
+        build_method=build.method,
     )
     if not build.fits:
         return _infeasible_result(base, build)
@@ -264,11 +291,13 @@ def deploy(
     started = time.perf_counter()
     if profile.emulated:
         emulator = make_emulator(profile, build.elf_path)
-        with emulator:
+        with emulator, tempfile.TemporaryDirectory(prefix="harness-inputs-") as inputs_dir:
             with open_url(emulator.url, profile.serial.baud) as serial_port:
                 client = DeviceClient(serial_port, profile.name)
                 client.wait_for_boot(BOOT_TIMEOUT_S)
-                outputs, ticks, device_memory = run_on_device(client, bundle, profile.name)
+                outputs, ticks, device_memory = run_on_device(
+                    client, bundle, profile.name, input_file=input_file_for(profile, Path(inputs_dir))
+                )
                 identity = client.identity
                 client.exit(0)
                 try:

@@ -27,6 +27,8 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -51,6 +53,8 @@ class Command(enum.IntEnum):
     CALIBRATE = 0x05
     RESET = 0x06
     EXIT = 0x07
+    INPUT_FILE = 0x08  # emulated builds: open a host file of inputs (semihosting)
+    LOAD_INPUT_FILE = 0x09  # emulated builds: load one input from that file
     BOOT = 0x7E
     ERROR = 0x7F
 
@@ -233,6 +237,7 @@ class DeviceClient:
         self.identity: Identity | None = None
         # Set by check_model(); checked again after every device restart.
         self.expected_model_hash: str | None = None
+        self.input_file: Path | None = None  # opened by open_input_file
         # Raw bytes received during the current request (at most the last
         # RECEIVED_TAIL_BYTES), for error messages; garbage is kept here even
         # though the decoder drops it.
@@ -411,25 +416,66 @@ class DeviceClient:
             raise DeviceError(f"{self.name}: model_invoke returned status {status}")
         return RunResult(output, cycles, status)
 
-    def infer(self, data: bytes) -> RunResult:
-        """Load one input and run it.
+    def _retry_after_restart(self, attempt: Callable[[], RunResult], redo: str) -> RunResult:
+        """Run `attempt`; after a device restart identify the device again and run it once more.
 
-        After a device restart the client identifies the device again (and
-        checks the model hash given to check_model), then repeats once.
+        The identify checks the model hash given to check_model, if any.
         """
-        for attempt in range(2):
-            try:
-                self.load_input(data)
-                return self.run()
-            except DeviceRestartedError:
-                if attempt == 1:
-                    raise
-                self.log.warning("device restarted mid-inference; identifying again and reloading the input")
-                if self.expected_model_hash is not None:
-                    self.check_model(self.expected_model_hash)
-                else:
-                    self.identify()
-        raise AssertionError("unreachable")
+        try:
+            return attempt()
+        except DeviceRestartedError:
+            self.log.warning("device restarted mid-inference; identifying again and %s", redo)
+        if self.expected_model_hash is not None:
+            self.check_model(self.expected_model_hash)
+        else:
+            self.identify()
+        return attempt()
+
+    def infer(self, data: bytes) -> RunResult:
+        """Load one input over the serial link and run it; after a restart, reload it once."""
+
+        def attempt() -> RunResult:
+            self.load_input(data)
+            return self.run()
+
+        return self._retry_after_restart(attempt, "reloading the input")
+
+    def open_input_file(self, path: Path) -> int:
+        """Make an emulated device open the host file `path` for inputs; return its length in bytes.
+
+        The device reads it through semihosting, so `path` must be absolute
+        and readable by the emulator process.
+        """
+        encoded = str(path).encode()
+        if len(encoded) > MAX_PAYLOAD:
+            raise ValueError(f"input file path is {len(encoded)} bytes, over the {MAX_PAYLOAD}-byte payload limit")
+        payload = self.request(Command.INPUT_FILE, encoded).payload
+        (length,) = struct.unpack_from("<I", payload, 0)
+        self.input_file = Path(path)
+        return length
+
+    def infer_from_file(self, offset: int, input_bytes: int) -> RunResult:
+        """Load the input at byte `offset` of the open input file, then run it.
+
+        A device restart closes the file, so after one the client reopens
+        it before the second attempt.
+        """
+        if self.input_file is None:
+            raise DeviceError(f"{self.name}: no input file is open; call open_input_file first")
+        reopen = False
+
+        def attempt() -> RunResult:
+            nonlocal reopen
+            if reopen:
+                self.open_input_file(self.input_file)
+            reopen = True
+            payload = self.request(Command.LOAD_INPUT_FILE, struct.pack("<I", offset)).payload
+            (loaded,) = struct.unpack_from("<I", payload, 0)
+            if loaded != input_bytes:
+                raise DeviceError(f"{self.name}: device loaded {loaded} input bytes, expected {input_bytes}")
+            return self.run()
+
+        return self._retry_after_restart(attempt, "reopening the input file")
 
     def memory(self) -> DeviceMemory:
         payload = self.request(Command.MEMORY).payload

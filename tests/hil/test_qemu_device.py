@@ -83,6 +83,58 @@ def test_outputs_equal_reference(device, samples):
         assert result.cycles > 0
 
 
+def test_input_file_outputs_equal_reference(device, samples, tmp_path):
+    _, client = device
+    inputs, reference = samples
+    path = tmp_path / "inputs.bin"
+    inputs[:5].tofile(path)
+    client.identify()
+    assert client.open_input_file(path) == inputs[:5].size
+    for index in (0, 3, 4):
+        result = client.infer_from_file(index * inputs.shape[1], inputs.shape[1])
+        assert np.array_equal(result.output, reference[index])
+    # The UART path and the file path time the same inference (a SysTick
+    # wrap inside one of them would add its handler's few instructions).
+    by_uart = client.infer(inputs[3].tobytes()).cycles
+    by_file = client.infer_from_file(3 * inputs.shape[1], inputs.shape[1]).cycles
+    assert abs(by_uart - by_file) <= 100
+
+
+def test_input_file_errors(device, samples, tmp_path):
+    _, client = device
+    inputs, _ = samples
+    client.identify()
+    with pytest.raises(DeviceError, match="call open_input_file first"):
+        client.infer_from_file(0, inputs.shape[1])
+    with pytest.raises(DeviceReportedError, match="no input file is open") as info:
+        client.request(Command.LOAD_INPUT_FILE, struct.pack("<I", 0))
+    assert info.value.code == ErrorCode.BAD_PAYLOAD
+    with pytest.raises(DeviceReportedError, match="cannot open the input file"):
+        client.open_input_file(tmp_path / "missing.bin")
+    short = tmp_path / "short.bin"
+    inputs[:2].tofile(short)
+    client.open_input_file(short)
+    with pytest.raises(DeviceReportedError, match="ends before the input tensor"):
+        client.infer_from_file(inputs.shape[1] + 10, inputs.shape[1])
+    # A failed load leaves no input to run.
+    with pytest.raises(DeviceReportedError) as info:
+        client.run()
+    assert info.value.code == ErrorCode.INPUT_INCOMPLETE
+
+
+def test_input_file_reopened_after_restart(device, samples, tmp_path):
+    _, client = device
+    inputs, reference = samples
+    path = tmp_path / "inputs.bin"
+    inputs[:8].tofile(path)
+    client.check_model(client.identify().model_hash)
+    client.open_input_file(path)
+    client.request(Command.RESET)  # the restart closes the device's handle
+    result = client.infer_from_file(7 * inputs.shape[1], inputs.shape[1])
+    assert np.array_equal(result.output, reference[7])
+    assert client.boots_seen == 2
+
+
 def test_small_chunks_and_fragmented_replies(proxied, samples):
     proxy, client = proxied
     inputs, reference = samples
