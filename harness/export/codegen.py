@@ -236,13 +236,16 @@ class _Emitter:
         """Emit tensor `index` as a const array once and return its name."""
         tensor = self.tensor(index)
         name = f"g_tensor{index}"
+        int8 = tensor.type_name == "INT8"
         if index not in self.emitted_constants:
             assert tensor.data is not None
-            ctype = "int8_t" if tensor.type_name == "INT8" else "int32_t"
-            self.declarations.append(_c_array(f"static const {ctype}", name, tensor.data.ravel()))
+            if int8:
+                self.declarations.append(_c_bytes(name, tensor.data.ravel()))
+            else:
+                self.declarations.append(_c_array("static const int32_t", name, tensor.data.ravel()))
             self.emitted_constants.add(index)
             self.weight_bytes += tensor.data.nbytes
-        return name
+        return f"((const int8_t *)&{name})" if int8 else name
 
     def int_array(self, name: str, values: list[int]) -> str:
         self.declarations.append(_c_array("static const int32_t", name, np.asarray(values, dtype=np.int64)))
@@ -270,6 +273,42 @@ def _c_value(value: object) -> str:
             return "INT32_MIN"
         return str(value)
     return str(value)
+
+
+# C99 requires compilers to accept string literals of 4095 characters; longer
+# ones draw -pedantic's -Woverlength-strings.
+_STRING_PIECE_BYTES = 4095
+_STRING_LINE_BYTES = 32
+
+
+def _c_bytes(name: str, values: np.ndarray) -> str:
+    """Declare int8 `values` as a struct of char arrays initialized from string literals.
+
+    The same bytes as a brace list of decimal numbers, but a compiler reads
+    one string token per line instead of a token per byte:
+    arm-none-eabi-gcc 12 compiled 460,000 bytes in 0.16 s against 1.91 s.
+    The kernels read the struct through a pointer to its first byte, so the
+    pieces must be contiguous. Char arrays have alignment 1 and GCC and
+    Clang add no padding between them; a typedef with a negative array size
+    makes any compiler that does fail to build instead of reading wrong
+    weights.
+    """
+    data = np.ascontiguousarray(values, dtype=np.int8).view(np.uint8).tobytes() or b"\0"
+    members = []
+    initializers = []
+    for number, start in enumerate(range(0, len(data), _STRING_PIECE_BYTES)):
+        piece = data[start : start + _STRING_PIECE_BYTES]
+        members.append(f"    int8_t piece{number}[{len(piece)}];")
+        lines = [
+            '"' + "".join(f"\\x{byte:02x}" for byte in piece[offset : offset + _STRING_LINE_BYTES]) + '"'
+            for offset in range(0, len(piece), _STRING_LINE_BYTES)
+        ]
+        initializers.append("    " + "\n    ".join(lines))
+    declaration = (
+        "static const struct {\n" + "\n".join(members) + f"\n}} {name} = {{\n" + ",\n".join(initializers) + "\n};"
+    )
+    check = f"typedef char {name}_is_contiguous[sizeof({name}) == {len(data)} ? 1 : -1];"
+    return declaration + "\n" + check
 
 
 def _c_array(qualifier: str, name: str, values: np.ndarray) -> str:
