@@ -32,6 +32,12 @@ LISTEN_TIMEOUT_S = 30.0
 logger = logging.getLogger(__name__)
 
 
+# Resolved once in the harness process: the child between fork and exec may
+# run only minimal code, and loading a library there (ctypes.CDLL calls
+# dlopen) can deadlock on a lock that another thread held at the fork.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL the emulator when the harness process dies.
 
@@ -39,10 +45,8 @@ def _die_with_parent() -> None:
     killed with SIGKILL runs no cleanup; PR_SET_PDEATHSIG covers that case.
     Elsewhere than Linux this does nothing.
     """
-    if sys.platform != "linux":
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _listening(port: int) -> bool:

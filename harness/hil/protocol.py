@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import serial
 
 from harness.errors import DeviceError, DeviceTimeoutError
 
@@ -266,7 +267,13 @@ class DeviceClient:
     def _read_frames(self, deadline: float) -> list[Frame]:
         remaining = max(0.0, deadline - time.monotonic())
         self.port.timeout = min(remaining, 0.5)
-        data = self.port.read(max(1, self.port.in_waiting))
+        try:
+            data = self.port.read(max(1, self.port.in_waiting))
+        except serial.SerialException as err:
+            # An emulator that exits or a board unplugged mid-session.
+            raise DeviceError(
+                f"{self.name}: serial link failed: {err}; receive buffer: {bytes(self.received)!r}"
+            ) from err
         if not data:
             return []
         self.received += data
@@ -276,7 +283,10 @@ class DeviceClient:
     def _exchange_once(self, command: Command, payload: bytes) -> Frame:
         sequence = self._next_sequence()
         self.received.clear()
-        self.port.write(encode_frame(command, sequence, payload))
+        try:
+            self.port.write(encode_frame(command, sequence, payload))
+        except serial.SerialException as err:
+            raise DeviceError(f"{self.name}: serial link failed while sending {command.name}: {err}") from err
         deadline = time.monotonic() + self.timeout_s
         crc_errors_before = self.decoder.crc_errors
         while time.monotonic() < deadline:
