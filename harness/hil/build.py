@@ -119,6 +119,12 @@ def check_runtime(runtime: str, model_dir: Path) -> None:
         )
     if not (model_dir / "model_data.cc").is_file():
         raise ConfigError(f"{model_dir} has no model_data.cc (the model as a C array) for the tflm runtime")
+    meta_path = model_dir / "export.json"
+    if not meta_path.is_file() or not json.loads(meta_path.read_text()).get("tflm_arena_bytes"):
+        raise ConfigError(
+            f"{meta_path} gives no tflm_arena_bytes, which sizes the TFLM arena (the export's arena probe; "
+            "`harness export --no-arena-probe` skips it): export again without that option"
+        )
     if not Path("/usr/lib/arm-none-eabi/include/c++").is_dir():
         raise ConfigError(
             "the tflm runtime is C++ and needs the ARM C++ library: apt-get install libstdc++-arm-none-eabi-newlib"
