@@ -7,7 +7,7 @@ under `third_party/` (flatbuffers, gemmlowp, ruy).  docs/firmware.md says
 how to make one offline.
 
 The interpreter and the reference kernels of the ops that runtime.cc
-registers are compiled once into the static library `$BUILD_DIR/tflm.a`,
+registers are compiled once into the static library `$BUILD_DIR/libtflm.a`,
 whose compile flags do not depend on the model, so SCons reuses it for every
 model of the same board.  The linker takes from it only the objects the
 glue needs.  The glue is split so that its C++ half (runtime.cc, the
