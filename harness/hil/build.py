@@ -109,12 +109,16 @@ def check_runtime(runtime: str, model_dir: Path) -> None:
             raise ConfigError(f"{model_dir} has no generated C sources (*.c) for the generated runtime")
         return
     tflm_root = os.environ.get("TFLM_ROOT", "")
-    if not tflm_root or not (Path(tflm_root) / "tensorflow" / "lite" / "micro").is_dir():
+    # A plain tflite-micro checkout has tensorflow/lite/micro too, but not
+    # the third-party headers that create_tflm_tree.py copies in.
+    required = [Path("tensorflow", "lite", "micro"), Path("third_party", "flatbuffers", "include")]
+    if not tflm_root or not all((Path(tflm_root) / path).is_dir() for path in required):
         raise ConfigError(
             "the tflm runtime needs TensorFlow Lite Micro sources: in a checkout of "
             "github.com/tensorflow/tflite-micro run `python3 tensorflow/lite/micro/tools/project_generation/"
             "create_tflm_tree.py OUT_DIR` and set TFLM_ROOT=OUT_DIR (the directory holding "
-            f"tensorflow/lite/micro); TFLM_ROOT is {tflm_root!r}. "
+            f"tensorflow/lite/micro and third_party/flatbuffers/include); TFLM_ROOT is {tflm_root!r}. "
+            "docs/firmware.md says how to do it offline. "
             "The generated runtime (--runtime generated) needs nothing."
         )
     if not (model_dir / "model_data.cc").is_file():

@@ -112,6 +112,14 @@ def test_tflm_without_sources_says_how(handmade_dir, monkeypatch):
         check_runtime("tflm", handmade_dir)
 
 
+def test_tflm_plain_checkout_says_how(handmade_dir, tmp_path, monkeypatch):
+    # A tflite-micro checkout without create_tflm_tree.py's third-party headers.
+    (tmp_path / "tensorflow" / "lite" / "micro").mkdir(parents=True)
+    monkeypatch.setenv("TFLM_ROOT", str(tmp_path))
+    with pytest.raises(ConfigError, match="third_party/flatbuffers/include"):
+        check_runtime("tflm", handmade_dir)
+
+
 @needs_tflm
 def test_tflm_build(real_export, tmp_path):
     profile = load_board("qemu-mps2-an386")
@@ -134,6 +142,7 @@ def test_tflm_build(real_export, tmp_path):
 def test_tflm_without_arena_probe_says_how(real_export, tmp_path, monkeypatch):
     monkeypatch.setenv("TFLM_ROOT", str(tmp_path / "tflm"))
     (tmp_path / "tflm" / "tensorflow" / "lite" / "micro").mkdir(parents=True)
+    (tmp_path / "tflm" / "third_party" / "flatbuffers" / "include").mkdir(parents=True)
     model_dir = tmp_path / "no-probe"
     shutil.copytree(real_export, model_dir, ignore=shutil.ignore_patterns("deploy"))
     meta = json.loads((model_dir / "export.json").read_text())
