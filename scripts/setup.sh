@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist)
+# The C++ library of the TFLite Micro runtime is about 1.6 GB installed, so
+# it is installed only when TFLM_ROOT is set, that is, for that runtime.
+if [[ -n ${TFLM_ROOT:-} ]]; then
+    APT_PACKAGES+=(libstdc++-arm-none-eabi-newlib)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

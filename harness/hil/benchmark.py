@@ -1,7 +1,7 @@
 """Per-trial cost of the device stage on a QEMU board.
 
 Run as `python -m harness.hil.benchmark --board qemu-mps2-an386 --model DIR
---next-model DIR2`.  It measures, with wall-clock timers:
+--next-model DIR2 [--runtime tflm]`.  It measures, with wall-clock timers:
 
 1. a cold build of DIR (its build directory deleted first),
 2. an incremental build of DIR2 right after, which is what a new trial costs
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.hil.boards import load_board
-from harness.hil.build import build_dir_for, build_firmware
+from harness.hil.build import RUNTIMES, build_dir_for, build_firmware
 from harness.hil.deploy import BOOT_TIMEOUT_S, input_file_for, load_export, run_on_device, ticks_to_cycles
 from harness.hil.emulators import make_emulator
 from harness.hil.protocol import DeviceClient
@@ -37,18 +37,18 @@ from harness.hil.transport import open_url
 VARIANT = "benchmark"
 
 
-def run_benchmark(board: str, model_dir: Path, next_model_dir: Path) -> dict:
+def run_benchmark(board: str, model_dir: Path, next_model_dir: Path, runtime: str = "generated") -> dict:
     """Measure the builds and the device run; return times in seconds and instruction counts."""
     profile = load_board(board)
-    build_dir = build_dir_for(profile, "generated", VARIANT) / profile.pio_env
+    build_dir = build_dir_for(profile, runtime, VARIANT) / profile.pio_env
     shutil.rmtree(build_dir, ignore_errors=True)
 
-    cold = build_firmware(profile, model_dir, variant=VARIANT)
-    incremental = build_firmware(profile, next_model_dir, variant=VARIANT)
+    cold = build_firmware(profile, model_dir, runtime, variant=VARIANT)
+    incremental = build_firmware(profile, next_model_dir, runtime, variant=VARIANT)
     # Back to the first model and then the second again: from the third
     # trial on, files equal in both exports (the kernels) stay compiled.
-    build_firmware(profile, model_dir, variant=VARIANT)
-    steady = build_firmware(profile, next_model_dir, variant=VARIANT)
+    build_firmware(profile, model_dir, runtime, variant=VARIANT)
+    steady = build_firmware(profile, next_model_dir, runtime, variant=VARIANT)
     bundle = load_export(next_model_dir)
 
     started = time.perf_counter()
@@ -66,6 +66,7 @@ def run_benchmark(board: str, model_dir: Path, next_model_dir: Path) -> dict:
 
     return {
         "board": board,
+        "runtime": runtime,
         "model": str(next_model_dir),
         "cold_build_s": round(cold.seconds, 2),
         "cold_build_units": len(cold.compiled),
@@ -91,8 +92,9 @@ def main() -> None:
     parser.add_argument("--board", default="qemu-mps2-an386", help="QEMU board profile")
     parser.add_argument("--model", type=Path, required=True, help="export directory built cold")
     parser.add_argument("--next-model", type=Path, required=True, help="export directory built incrementally and run")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="generated", help="firmware runtime (default generated)")
     args = parser.parse_args()
-    print(json.dumps(run_benchmark(args.board, args.model, args.next_model), indent=2))
+    print(json.dumps(run_benchmark(args.board, args.model, args.next_model, args.runtime), indent=2))
 
 
 if __name__ == "__main__":

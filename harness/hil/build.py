@@ -131,16 +131,26 @@ def check_runtime(runtime: str, model_dir: Path) -> None:
             raise ConfigError(f"{model_dir} has no generated C sources (*.c) for the generated runtime")
         return
     tflm_root = os.environ.get("TFLM_ROOT", "")
-    if not tflm_root or not (Path(tflm_root) / "tensorflow" / "lite" / "micro").is_dir():
+    # A plain tflite-micro checkout has tensorflow/lite/micro too, but not
+    # the third-party headers that create_tflm_tree.py copies in.
+    required = [Path("tensorflow", "lite", "micro"), Path("third_party", "flatbuffers", "include")]
+    if not tflm_root or not all((Path(tflm_root) / path).is_dir() for path in required):
         raise ConfigError(
             "the tflm runtime needs TensorFlow Lite Micro sources: in a checkout of "
             "github.com/tensorflow/tflite-micro run `python3 tensorflow/lite/micro/tools/project_generation/"
             "create_tflm_tree.py OUT_DIR` and set TFLM_ROOT=OUT_DIR (the directory holding "
-            f"tensorflow/lite/micro); TFLM_ROOT is {tflm_root!r}. "
+            f"tensorflow/lite/micro and third_party/flatbuffers/include); TFLM_ROOT is {tflm_root!r}. "
+            "docs/firmware.md says how to do it offline. "
             "The generated runtime (--runtime generated) needs nothing."
         )
     if not (model_dir / "model_data.cc").is_file():
         raise ConfigError(f"{model_dir} has no model_data.cc (the model as a C array) for the tflm runtime")
+    meta_path = model_dir / "export.json"
+    if not meta_path.is_file() or not json.loads(meta_path.read_text()).get("tflm_arena_bytes"):
+        raise ConfigError(
+            f"{meta_path} gives no tflm_arena_bytes, which sizes the TFLM arena (the export's arena probe; "
+            "`harness export --no-arena-probe` skips it): export again without that option"
+        )
     if not Path("/usr/lib/arm-none-eabi/include/c++").is_dir():
         raise ConfigError(
             "the tflm runtime is C++ and needs the ARM C++ library: apt-get install libstdc++-arm-none-eabi-newlib"
@@ -233,9 +243,13 @@ def build_firmware(
         fcntl.flock(lock, fcntl.LOCK_EX)
         started = time.perf_counter()
         # Emulated boards only: a real board is flashed by `pio run -t
-        # upload`, which would rebuild the model through SCons anyway.
+        # upload`, which would rebuild the model through SCons anyway. And
+        # the generated runtime only: the tflm glue is compiled with the
+        # model's arena size as a define, which a replay would not update.
         replayed = (
-            replay_build(env_build_dir, model_dir, fingerprint, tflm_root) if profile.emulated else None
+            replay_build(env_build_dir, model_dir, fingerprint, tflm_root)
+            if profile.emulated and runtime == "generated"
+            else None
         )
         if replayed is not None and (replayed.linked or parse_overflows(replayed.log)):
             result = BuildResult(

@@ -69,7 +69,10 @@ def _run_deploy(args: argparse.Namespace) -> int:
         print(f"                    {result.latency_us:,.1f} us at {profile.clock_hz / 1e6:g} MHz")
     print(f"  flash             {_format_bytes(result.flash_bytes)} total, {_format_bytes(result.model_flash_bytes)} model (linker map)")
     print(f"  RAM               {_format_bytes(result.ram_bytes)} total, {_format_bytes(result.model_ram_bytes)} model (linker map)")
-    print(f"  arena             {_format_bytes(result.arena_bytes)} (model.h); stack high-water {_format_bytes(result.stack_high_water_bytes)} of {_format_bytes(result.stack_bytes)} (device)")
+    print(
+        f"  arena             {_format_bytes(result.arena_bytes)}, {_format_bytes(result.arena_used_bytes)} used; "
+        f"stack high-water {_format_bytes(result.stack_high_water_bytes)} of {_format_bytes(result.stack_bytes)} (device)"
+    )
     print(
         f"  build {result.build_seconds:.2f} s by {result.build_method} ({result.build_compiled_units} units "
         f"compiled), device {result.device_seconds:.2f} s"

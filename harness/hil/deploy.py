@@ -85,7 +85,11 @@ class DeployResult:
     model_flash_bytes: int | None
     model_ram_bytes: int | None
     memory_source: str
+    # Both come from the device's memory reply: the arena the runtime was
+    # built with, and the part of it in use. TFLM reports arena_used_bytes()
+    # after AllocateTensors. The generated runtime uses all of it.
     arena_bytes: int | None
+    arena_used_bytes: int | None
     stack_bytes: int | None
     stack_high_water_bytes: int | None
     elf: str | None
@@ -342,6 +346,9 @@ def deploy(
             identity = client.identity
     device_seconds = time.perf_counter() - started
     assert identity is not None
+    if identity.runtime != runtime:
+        # A real board can still hold the same model built with the other runtime.
+        raise DeviceError(f"{profile.name}: device runs the {identity.runtime} runtime, expected {runtime}")
 
     equal = bool(np.array_equal(outputs, bundle.reference))
     if not equal:
@@ -380,9 +387,9 @@ def deploy(
         ram_bytes=build.memory.ram_bytes,
         model_flash_bytes=build.memory.flash_bytes - baseline.flash_bytes,
         model_ram_bytes=build.memory.ram_bytes - baseline.ram_bytes,
-        memory_source="linker map + ELF sections, checked with arm-none-eabi-size; "
-        "model share = delta against the empty-model firmware",
+        memory_source=_memory_source(runtime),
         arena_bytes=device_memory.arena_bytes,
+        arena_used_bytes=device_memory.arena_used_bytes,
         stack_bytes=device_memory.stack_bytes,
         stack_high_water_bytes=device_memory.stack_high_water_bytes,
         elf=str(build.elf_path),
@@ -391,6 +398,17 @@ def deploy(
         feasible=_within_constraints(profile, build),
         regions=build.memory.as_dict()["regions"],
     )
+
+
+def _memory_source(runtime: str) -> str:
+    source = (
+        "linker map + ELF sections, checked with arm-none-eabi-size; "
+        "model share = delta against the empty-model firmware"
+    )
+    if runtime == "tflm":
+        # empty_model_memory builds the generated runtime's empty firmware.
+        source += " of the generated runtime, so it includes the TFLM interpreter and kernels"
+    return source
 
 
 def _within_constraints(profile: BoardProfile, build: BuildResult) -> bool:
@@ -416,6 +434,7 @@ def _infeasible_result(base: dict, build: BuildResult) -> DeployResult:
         model_ram_bytes=None,
         memory_source="linker region overflow",
         arena_bytes=None,
+        arena_used_bytes=None,
         stack_bytes=None,
         stack_high_water_bytes=None,
         elf=None,

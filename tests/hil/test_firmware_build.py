@@ -1,11 +1,14 @@
 """Firmware builds: every profile, memory accounting, incremental builds, overflow."""
 
+import json
 import os
+import shutil
 
 import pytest
 
 from board_names import EMULATED_BOARDS, REAL_BOARDS
 from handmade_model import write_handmade_model
+from tflm_marks import needs_tflm
 from harness.errors import ConfigError
 from harness.hil import build as build_module
 from harness.hil.boards import load_board
@@ -109,13 +112,44 @@ def test_tflm_without_sources_says_how(handmade_dir, monkeypatch):
         check_runtime("tflm", handmade_dir)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("TFLM_ROOT"),
-    reason="TFLite Micro sources not provided: set TFLM_ROOT to a create_tflm_tree.py output to run this",
-)
-def test_tflm_build(real_export):
-    result = build_firmware(load_board("qemu-mps2-an386"), real_export, "tflm")
-    assert result.fits
+def test_tflm_plain_checkout_says_how(handmade_dir, tmp_path, monkeypatch):
+    # A tflite-micro checkout without create_tflm_tree.py's third-party headers.
+    (tmp_path / "tensorflow" / "lite" / "micro").mkdir(parents=True)
+    monkeypatch.setenv("TFLM_ROOT", str(tmp_path))
+    with pytest.raises(ConfigError, match="third_party/flatbuffers/include"):
+        check_runtime("tflm", handmade_dir)
+
+
+@needs_tflm
+def test_tflm_build(real_export, tmp_path):
+    profile = load_board("qemu-mps2-an386")
+    first = build_firmware(profile, real_export, "tflm")
+    assert first.fits
+    # Another model: other bytes in the C array and another arena size.
+    other = tmp_path / "other"
+    shutil.copytree(real_export, other, ignore=shutil.ignore_patterns("deploy"))
+    with open(other / "model_data.cc", "a") as model_data:
+        model_data.write("/* another model */\n")
+    meta = json.loads((other / "export.json").read_text())
+    meta["tflm_arena_bytes"] += 64
+    (other / "export.json").write_text(json.dumps(meta))
+    result = build_firmware(profile, other, "tflm")
+    compiled = sorted(os.path.basename(os.path.dirname(path)) + "/" + os.path.basename(path) for path in result.compiled)
+    # The TFLM library and the interpreter glue (runtime/runtime.o) stay.
+    assert compiled == ["model/model_data.o", "model_info/model_info.o"]
+
+
+def test_tflm_without_arena_probe_says_how(real_export, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFLM_ROOT", str(tmp_path / "tflm"))
+    (tmp_path / "tflm" / "tensorflow" / "lite" / "micro").mkdir(parents=True)
+    (tmp_path / "tflm" / "third_party" / "flatbuffers" / "include").mkdir(parents=True)
+    model_dir = tmp_path / "no-probe"
+    shutil.copytree(real_export, model_dir, ignore=shutil.ignore_patterns("deploy"))
+    meta = json.loads((model_dir / "export.json").read_text())
+    meta["tflm_arena_bytes"] = None
+    (model_dir / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="--no-arena-probe"):
+        check_runtime("tflm", model_dir)
 
 
 def test_upload_without_tool_says_how(handmade_dir, tmp_path, monkeypatch):

@@ -19,6 +19,8 @@ Only the model's sources and the small runtime glue are compiled into
 `$BUILD_DIR/model` and `$BUILD_DIR/runtime`.  Everything else lives in
 `$BUILD_DIR/src` and SCons reuses it between models, so a new trial
 recompiles the model's translation units and the glue, then relinks.
+With `tflm`, runtime/tflm/tflm_sources.py adds the TFLite Micro library
+and splits the glue so that only the model's two units recompile.
 """
 
 import os

@@ -1,19 +1,26 @@
-// Runtime glue for TensorFlow Lite Micro: the model as a C array
-// (model_data.cc), the interpreter with the reference kernels of the op
-// set the harness's networks use, and a static arena of TFLM_ARENA_BYTES
-// (from export.json tflm_arena_bytes, set by tflm_sources.py).
+// Runtime glue for TensorFlow Lite Micro: the interpreter over the model's
+// flatbuffer (model_data.cc) with the reference kernels of the op set the
+// harness's networks use (the generated runtime's op set;
+// tflm_sources.py's KERNEL_SOURCES must list the same ops).
 //
-// NOTE: not compiled here (no TFLite Micro tree on the development
-// machine); the op list mirrors the generated runtime's supported ops.
+// This file includes nothing that changes between models (see
+// tflm_model.h), so it is compiled once per board. model_info.c contains
+// the model's identify record, arena and buffers.
+//
+// The resolver and interpreter live in static storage, built once by
+// runtime_init with placement new and never destroyed: a function-local
+// static object would register its destructor with __cxa_atexit, which
+// needs __dso_handle from the C runtime start files this firmware does not
+// link.
 
 #include <stdint.h>
 
-#include "model.h"
-#include "model_data.h"
-#include "model_shape.h"
+#include <new>
+
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+#include "tflm_model.h"
 
 extern "C" {
 #include "runtime.h"
@@ -21,12 +28,12 @@ extern "C" {
 
 namespace {
 
-alignas(16) uint8_t g_arena[TFLM_ARENA_BYTES];
-int8_t g_output[MODEL_OUTPUT_BYTES];
-int g_init_status = -1;
-tflite::MicroInterpreter *g_interpreter = nullptr;
-
 using OpResolver = tflite::MicroMutableOpResolver<16>;
+
+alignas(OpResolver) uint8_t g_resolver_storage[sizeof(OpResolver)];
+alignas(tflite::MicroInterpreter) uint8_t g_interpreter_storage[sizeof(tflite::MicroInterpreter)];
+tflite::MicroInterpreter *g_interpreter = nullptr;
+int g_init_status = -1;
 
 void add_ops(OpResolver &resolver)
 {
@@ -47,37 +54,40 @@ void add_ops(OpResolver &resolver)
     resolver.AddQuantize();
 }
 
+// Status -4: the interpreter's tensors differ from the identify record
+// (model.h), which the host relies on for the byte counts it sends.
+int check_tensors(tflite::MicroInterpreter &interpreter)
+{
+    const TfLiteTensor *input = interpreter.input(0);
+    const TfLiteTensor *output = interpreter.output(0);
+    if (input->type != kTfLiteInt8 || output->type != kTfLiteInt8 ||
+        input->bytes != g_runtime_info.input_bytes || output->bytes != g_runtime_info.output_bytes) {
+        return -4;
+    }
+    return 0;
+}
+
 }  // namespace
 
 extern "C" {
 
-const struct runtime_info g_runtime_info = {
-    "tflm",
-    MODEL_DATA_HASH,
-    MODEL_INPUT_BYTES,
-    MODEL_OUTPUT_BYTES,
-    TFLM_ARENA_BYTES,
-    MODEL_INPUT_SCALE,
-    MODEL_INPUT_ZERO_POINT,
-    MODEL_OUTPUT_SCALE,
-    MODEL_OUTPUT_ZERO_POINT,
-    MODEL_INPUT_RANK,
-    MODEL_OUTPUT_RANK,
-    MODEL_INPUT_SHAPE,
-    MODEL_OUTPUT_SHAPE,
-};
-
+// Statuses: 0 ready, -2 AllocateTensors failed (arena too small or an op
+// missing from add_ops), -4 tensor mismatch (check_tensors).
 int runtime_init(void)
 {
-    static OpResolver resolver;
-    add_ops(resolver);
+    if (g_interpreter != nullptr) {
+        return g_init_status;
+    }
+    OpResolver *resolver = new (g_resolver_storage) OpResolver();
+    add_ops(*resolver);
     const tflite::Model *model = tflite::GetModel(g_model_data);
-    static tflite::MicroInterpreter interpreter(model, resolver, g_arena, sizeof g_arena);
-    g_interpreter = &interpreter;
-    g_init_status = interpreter.AllocateTensors() == kTfLiteOk ? 0 : -2;
+    g_interpreter = new (g_interpreter_storage)
+        tflite::MicroInterpreter(model, *resolver, g_tflm_arena, g_runtime_info.arena_bytes);
+    g_init_status = g_interpreter->AllocateTensors() == kTfLiteOk ? check_tensors(*g_interpreter) : -2;
     return g_init_status;
 }
 
+// Returns the runtime_init status when it failed, -3 when Invoke fails.
 int runtime_invoke(void)
 {
     if (g_init_status != 0) {
@@ -87,19 +97,18 @@ int runtime_invoke(void)
         return -3;
     }
     const int8_t *output = g_interpreter->output(0)->data.int8;
-    for (uint32_t i = 0; i < MODEL_OUTPUT_BYTES; i++) {
-        g_output[i] = output[i];
+    for (uint32_t i = 0; i < g_runtime_info.output_bytes; i++) {
+        g_tflm_output[i] = output[i];
     }
     return 0;
 }
 
 int8_t *runtime_input(void)
 {
-    static int8_t fallback[MODEL_INPUT_BYTES];
-    return g_init_status == 0 ? g_interpreter->input(0)->data.int8 : fallback;
+    return g_init_status == 0 ? g_interpreter->input(0)->data.int8 : g_tflm_input_fallback;
 }
 
-const int8_t *runtime_output(void) { return g_output; }
+const int8_t *runtime_output(void) { return g_tflm_output; }
 
 uint32_t runtime_arena_used_bytes(void)
 {
