@@ -102,3 +102,27 @@ def test_ars_defaults_are_published_ones():
     s = ARSMOBO(25, 4, 0, [False] * 4)
     assert (s.n_directions, s.top, s.horizon, s.n_policies, s.hidden) == (3000, 30, 4, 5, 64)
     assert (s.learning_rate, s.noise, s.rho) == (1e-3, 1e-2, 0.005)
+
+
+def test_default_iterations_move_policy_far():
+    # At lr 1e-3 a policy's step grows by about 0.005 per ARS iteration.
+    # With 10 iterations a rollout ended about 0.2 from its start, too close.
+    d = 25
+    s = ARSMOBO(d, 2, 0, [False, False])
+    direction = torch.ones(d) / d**0.5
+    starts = torch.full((1, d), 0.2)
+    shape = PolicyShape(d, s.hidden)
+    theta, _, _, _ = train_policies(
+        starts,
+        lambda states: states @ direction,  # a linear reward: keep going one way
+        shape,
+        n_directions=s.n_directions,
+        top=s.top,
+        horizon=s.horizon,
+        learning_rate=s.learning_rate,
+        noise=s.noise,
+        iterations=s.iterations,
+        generator=torch.Generator().manual_seed(0),
+    )
+    moved = (final_rollouts(starts, theta, shape, s.horizon)[0, -1] - starts[0]).norm()
+    assert moved > 0.3, float(moved)
