@@ -107,7 +107,7 @@ def test_ars_defaults_are_published_ones():
 def test_default_iterations_move_policy_far():
     # At lr 1e-3 a policy's step grows by about 0.005 per ARS iteration.
     # With 10 iterations a rollout ended about 0.2 from its start, too close.
-    d = 25
+    d = 5
     s = ARSMOBO(d, 2, 0, [False, False])
     direction = torch.ones(d) / d**0.5
     starts = torch.full((1, d), 0.2)
