@@ -23,7 +23,7 @@ from harness.optim.gp import PosteriorCache, fit_outputs
 from harness.optim.optimizer import Optimizer
 from harness.optim.problems import get_problem
 from harness.optim.scalarization import chebyshev, sample_simplex
-from harness.optim.strategies.ars import NoiseTable, final_rollouts, select_start_states, train_policies
+from harness.optim.strategies.ars import NoiseTable, final_rollouts, select_start_states
 
 
 def measure(problem_name: str, seed: int, counts: list[int], n_design: int = 40) -> list[dict]:
@@ -50,11 +50,7 @@ def measure(problem_name: str, seed: int, counts: list[int], n_design: int = 40)
     rows = []
     for count in counts:
         t0 = time.process_time()
-        theta, _, _, _ = train_policies(
-            starts, score, ars.shape, n_directions=ars.n_directions, top=ars.top,
-            horizon=ars.horizon, learning_rate=ars.learning_rate, noise=ars.noise,
-            iterations=count, generator=torch.Generator().manual_seed(seed), table=table,
-        )
+        theta, _, _, _ = ars.train(starts, score, torch.Generator().manual_seed(seed), table, count)
         cpu = time.process_time() - t0
 
         visited = final_rollouts(starts, theta, ars.shape, ars.horizon)

@@ -111,18 +111,10 @@ def test_default_iterations_move_policy_far():
     s = ARSMOBO(d, 2, 0, [False, False])
     direction = torch.ones(d) / d**0.5
     starts = torch.full((1, d), 0.2)
-    shape = PolicyShape(d, s.hidden)
-    theta, _, _, _ = train_policies(
-        starts,
-        lambda states: states @ direction,  # a linear reward: keep going one way
-        shape,
-        n_directions=s.n_directions,
-        top=s.top,
-        horizon=s.horizon,
-        learning_rate=s.learning_rate,
-        noise=s.noise,
-        iterations=s.iterations,
-        generator=torch.Generator().manual_seed(0),
-    )
-    moved = (final_rollouts(starts, theta, shape, s.horizon)[0, -1] - starts[0]).norm()
+
+    def reward(states):  # linear, so the best policy keeps going one way
+        return states @ direction
+
+    theta, _, _, _ = s.train(starts, reward, torch.Generator().manual_seed(0))
+    moved = (final_rollouts(starts, theta, s.shape, s.horizon)[0, -1] - starts[0]).norm()
     assert moved > 0.3, float(moved)

@@ -359,6 +359,28 @@ class ARSMOBO(Strategy):
         u = engine.draw(self.mc_samples, dtype=torch.double).clamp(1e-6, 1 - 1e-6)
         return torch.distributions.Normal(0.0, 1.0).icdf(u)
 
+    def train(self, starts, score, generator, table=None, iterations=None):
+        """Train one policy per start state with this strategy's ARS settings.
+
+        `iterations` overrides the configured count; see `train_policies`
+        for the arguments and the returned (theta, history, best states,
+        best rewards).
+        """
+        return train_policies(
+            starts,
+            score,
+            self.shape,
+            n_directions=self.n_directions,
+            top=self.top,
+            horizon=self.horizon,
+            learning_rate=self.learning_rate,
+            noise=self.noise,
+            iterations=self.iterations if iterations is None else iterations,
+            generator=generator,
+            table=table,
+            dtype=self.dtype,
+        )
+
     # -- proposals ----------------------------------------------------------
     def _propose(self, obs, n, rng):
         out = []
@@ -393,20 +415,7 @@ class ARSMOBO(Strategy):
                 torch.Generator().manual_seed(self.seed * 7919 + 17),
                 self.dtype,
             )
-        theta, history, best_train, best_train_r = train_policies(
-            starts,
-            score,
-            self.shape,
-            n_directions=self.n_directions,
-            top=self.top,
-            horizon=self.horizon,
-            learning_rate=self.learning_rate,
-            noise=self.noise,
-            iterations=self.iterations,
-            generator=gen,
-            table=self._table,
-            dtype=self.dtype,
-        )
+        theta, history, best_train, best_train_r = self.train(starts, score, gen, self._table)
         visited = final_rollouts(starts, theta, self.shape, self.horizon)  # (L, H, d)
         r = score(visited.reshape(-1, obs.dim)).reshape(L, self.horizon)
         best_r, best_t = r.max(dim=1)
