@@ -146,19 +146,7 @@ class _OutputCache:
         Bs = B / ls if B_scaled is None else B_scaled
         d2 = torch.addmm((Bs * Bs).sum(-1).unsqueeze(0), As, Bs.T, alpha=-2.0)
         d2.add_((As * As).sum(-1, keepdim=True)).clamp_(min=0.0)
-        if self.kind == "rbf":
-            out = d2.mul_(-0.5).exp_()
-        else:
-            r = d2.sqrt_()
-            if self.kind == "matern0.5":
-                out = r.neg_().exp_()
-            elif self.kind == "matern1.5":
-                s = r.mul_(math.sqrt(3.0))
-                out = (1.0 + s) * torch.exp(-s)
-            else:
-                s = r.mul_(math.sqrt(5.0))
-                out = (1.0 + s + s * s / 3.0) * torch.exp(-s)
-        return out.mul_(self.outputscale) if self.outputscale != 1.0 else out
+        return self._from_sq_dist(d2)
 
     def prior_mean(self, X: torch.Tensor) -> torch.Tensor:
         if self.constant is not None:
@@ -195,10 +183,77 @@ class _OutputCache:
             self._cast[dtype] = (X, self.alpha.to(dtype), self.Linv_T.to(dtype), scaled)
         return self._cast[dtype]
 
-    def predict(self, X: torch.Tensor, dtype=torch.float32, transformed: bool = False):
-        """Posterior marginal mean and variance of the latent function at the rows of X."""
-        Xt, alpha, Linv_T, scaled = self._tensors(dtype)
+    def _padded(self, dtype):
+        """(scaled inputs, their squared norms, W) with the training set padded to a multiple of 16.
+
+        W (p x p, zero-padded) contains L^-T in its first n columns and the
+        weight vector alpha in column n, so one matrix product K_s W gives
+        both the variance reduction and the mean. Padding changes no value
+        (the extra rows of W are zero); it makes the product about 1.7 times
+        faster on the reference machine, where MKL is slow for n = 150.
+        """
+        key = ("padded", dtype)
+        if key not in self._cast:
+            n = self.X.shape[0]
+            p = (n // 16 + 1) * 16  # at least one free column for alpha
+            W = torch.zeros(p, p, dtype=torch.double)
+            W[:n, :n] = self.Linv_T
+            W[:n, n] = self.alpha
+            scaled = torch.zeros(p, self.X.shape[1], dtype=torch.double)
+            scaled[:n] = self.X / self.lengthscale
+            self._cast[key] = (scaled.to(dtype), (scaled * scaled).sum(-1).to(dtype), W.to(dtype))
+        return self._cast[key]
+
+    def predict(self, X: torch.Tensor, dtype=torch.float32, transformed: bool = False, chunk: int = 2048):
+        """Posterior marginal mean and variance of the latent function at the rows of X.
+
+        Stationary kernels with a constant mean (the models `fit_outputs`
+        builds) take a chunked path: blocks of `chunk` rows keep the kernel
+        matrix in cache, and one product per block gives mean and variance.
+        Other models take the direct path.
+        """
         X = X.to(dtype)
+        if self.kind is None or self.constant is None:
+            return self._predict_direct(X, dtype, transformed)
+        Bs, bb, W = self._padded(dtype)
+        n = self.X.shape[0]
+        As = X / self.lengthscale.to(dtype)
+        aa = (As * As).sum(-1, keepdim=True)
+        mean = torch.empty(X.shape[0], dtype=dtype)
+        var = torch.empty(X.shape[0], dtype=dtype)
+        for s in range(0, X.shape[0], chunk):
+            e = min(s + chunk, X.shape[0])
+            K = torch.addmm(bb.unsqueeze(0), As[s:e], Bs.T, alpha=-2.0)
+            K = self._from_sq_dist(K.add_(aa[s:e]).clamp_(min=0.0))
+            out = K @ W  # padded columns of K meet zero rows of W
+            mean[s:e] = out[:, n]
+            V = out[:, :n]
+            var[s:e] = V.mul_(V).sum(-1)
+        mean.add_(self.constant)
+        var = torch.sub(self.outputscale, var).clamp_(min=1e-10)
+        if transformed:
+            return mean, var
+        return mean * self.y_std + self.y_mean, var * (self.y_std**2)
+
+    def _from_sq_dist(self, d2: torch.Tensor) -> torch.Tensor:
+        """Kernel values (outputscale included) from squared scaled distances, in place."""
+        if self.kind == "rbf":
+            out = d2.mul_(-0.5).exp_()
+        else:
+            r = d2.sqrt_()
+            if self.kind == "matern0.5":
+                out = r.neg_().exp_()
+            elif self.kind == "matern1.5":
+                s = r.mul_(math.sqrt(3.0))
+                out = torch.exp(-s).mul_(s.add_(1.0))
+            else:
+                s = r.mul_(math.sqrt(5.0))
+                e = torch.exp(-s)
+                out = s.mul(s).div_(3.0).add_(s).add_(1.0).mul_(e)
+        return out.mul_(self.outputscale) if self.outputscale != 1.0 else out
+
+    def _predict_direct(self, X: torch.Tensor, dtype, transformed: bool):
+        Xt, alpha, Linv_T, scaled = self._tensors(dtype)
         Ks = self.kernel(X, Xt, scaled)
         mean = self.prior_mean(X) + Ks @ alpha
         V = Ks @ Linv_T

@@ -90,3 +90,12 @@ def test_reduced_benchmark_all_strategies(tmp_path):
     )
     table = summarize(read_rows(path))
     assert set(table) == {"branincurrin", "c2dtlz2"}
+
+
+def test_proposal_time_reports_cpu_seconds():
+    from harness.optim.bench import proposal_time
+
+    r = proposal_time("branincurrin", "ars", n=12, options={"n_directions": 50, "iterations": 2})
+    assert (r["problem"], r["strategy"], r["n"], r["dim"]) == ("branincurrin", "ars", 12, 2)
+    assert r["seconds"] > 0
+    assert r["cpu_seconds"] > 0
