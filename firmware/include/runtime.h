@@ -33,6 +33,26 @@ struct runtime_info {
 
 extern const struct runtime_info g_runtime_info;
 
+/* Initializer of g_runtime_info for a runtime built with the export's
+ * model.h and the generated model_shape.h, which give everything but the
+ * runtime's name, the model hash macro and the arena size. */
+#define RUNTIME_INFO_FROM_MODEL_H(name, hash, arena)      \
+    {                                                     \
+        .runtime_name = (name),                           \
+        .model_hash = (hash),                             \
+        .input_bytes = MODEL_INPUT_BYTES,                 \
+        .output_bytes = MODEL_OUTPUT_BYTES,               \
+        .arena_bytes = (arena),                           \
+        .input_scale = MODEL_INPUT_SCALE,                 \
+        .input_zero_point = MODEL_INPUT_ZERO_POINT,       \
+        .output_scale = MODEL_OUTPUT_SCALE,               \
+        .output_zero_point = MODEL_OUTPUT_ZERO_POINT,     \
+        .input_rank = MODEL_INPUT_RANK,                   \
+        .output_rank = MODEL_OUTPUT_RANK,                 \
+        .input_shape = MODEL_INPUT_SHAPE,                 \
+        .output_shape = MODEL_OUTPUT_SHAPE,               \
+    }
+
 /* Prepare the runtime once at boot; returns 0 or a negative status. */
 int runtime_init(void);
 

@@ -13,21 +13,7 @@
 static int8_t g_input[MODEL_INPUT_BYTES > 0 ? MODEL_INPUT_BYTES : 1] __attribute__((aligned(16)));
 static int8_t g_output[MODEL_OUTPUT_BYTES > 0 ? MODEL_OUTPUT_BYTES : 1] __attribute__((aligned(16)));
 
-const struct runtime_info g_runtime_info = {
-    .runtime_name = "generated",
-    .model_hash = MODEL_HASH,
-    .input_bytes = MODEL_INPUT_BYTES,
-    .output_bytes = MODEL_OUTPUT_BYTES,
-    .arena_bytes = MODEL_ARENA_BYTES,
-    .input_scale = MODEL_INPUT_SCALE,
-    .input_zero_point = MODEL_INPUT_ZERO_POINT,
-    .output_scale = MODEL_OUTPUT_SCALE,
-    .output_zero_point = MODEL_OUTPUT_ZERO_POINT,
-    .input_rank = MODEL_INPUT_RANK,
-    .output_rank = MODEL_OUTPUT_RANK,
-    .input_shape = MODEL_INPUT_SHAPE,
-    .output_shape = MODEL_OUTPUT_SHAPE,
-};
+const struct runtime_info g_runtime_info = RUNTIME_INFO_FROM_MODEL_H("generated", MODEL_HASH, MODEL_ARENA_BYTES);
 
 int runtime_init(void) { return 0; }
 
