@@ -15,14 +15,16 @@ never over SCons's own files. SCons decides what to rebuild from its
 database of source signatures, not from the objects' contents. A replaced
 object would therefore look current to SCons after the model changed back.
 
-A recipe is used only while it still describes the build: the harness
+A recipe is used only while it still describes the build. The harness
 stamps it after every successful `pio run` with the firmware fingerprint
-(sources, builder, board profile) and the TFLite Micro tree, and
-`replay_build` returns None, meaning "run PlatformIO", when the stamp does
-not match, the model's tensor shapes differ (they are compiled into
-`model_shape.h`), or the new export has a different set of source files.
-Objects whose command, source and headers are unchanged since the last
-replay are kept, so the runtime kernels compile once per study.
+(sources, builder, board profile) and the TFLite Micro tree. `replay_build`
+returns None, meaning "run PlatformIO", when the stamp does not match, the
+model's tensor shapes differ (they are compiled into `model_shape.h`), or
+the new export has a different set of source files.
+
+Objects whose command and dependencies are unchanged since the last replay
+of the same firmware are kept, so the runtime kernels compile once per
+study.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def write_stamp(env_build_dir: Path, fingerprint: str, tflm_root: str) -> None:
 
 def _shell_word(token: str) -> str:
     # What SCons does to a non-literal argument before `sh -c`: quote it
-    # when it holds blanks, pass it through otherwise.
+    # when it contains blanks, pass it through otherwise.
     return f'"{token}"' if (" " in token or "\t" in token) else token
 
 
@@ -109,13 +111,18 @@ def _source_names(model_dir: Path, globs: list[str]) -> set[str]:
     return {path.name for pattern in globs for path in model_dir.glob(pattern)}
 
 
-def _dependency_digest(paths: list[str], model_dir: Path) -> str:
+def _dependency_digest(paths: list[str], model_dir: Path, cwd: Path) -> str | None:
+    """Hash the files an object was compiled from; None when one of them is missing.
+
+    Relative names are relative to the compiler's working directory, the
+    recipe's `cwd`, not to this process's.
+    """
     digest = hashlib.sha256()
     for name in paths:
-        path = Path(name.replace(MODEL_PLACEHOLDER, str(model_dir)))
-        digest.update(name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
-        digest.update(b"\0")
+        path = cwd / Path(name.replace(MODEL_PLACEHOLDER, str(model_dir)))
+        if not path.is_file():
+            return None
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -123,7 +130,9 @@ def _read_dependencies(dep_file: Path, model_dir: Path) -> list[str]:
     """Files named in a `gcc -MMD` dependency file, the export directory as a placeholder."""
     text = dep_file.read_text().replace("\\\n", " ")
     _target, _colon, prerequisites = text.partition(": ")
-    names = [name for name in prerequisites.split() if name]
+    # gcc writes a blank inside a file name as a backslash and the blank.
+    words = prerequisites.replace("\\ ", "\0").split()
+    names = [word.replace("\0", " ") for word in words]
     return [name.replace(str(model_dir), MODEL_PLACEHOLDER) for name in names]
 
 
@@ -152,9 +161,12 @@ def replay_build(env_build_dir: Path, model_dir: Path, fingerprint: str, tflm_ro
     fast_dir = env_build_dir / FAST_DIR_NAME
     objects_path = fast_dir / "objects.json"
     try:
-        objects = json.loads(objects_path.read_text())
+        saved = json.loads(objects_path.read_text())
     except (OSError, json.JSONDecodeError):
-        objects = {}
+        saved = {}
+    # Objects replayed for an earlier firmware are never reused, whatever
+    # their dependency hashes say.
+    objects = saved.get("objects", {}) if saved.get("fingerprint") == fingerprint else {}
 
     renamed: dict[str, str] = {}  # object token in the recipe -> replayed object path
     jobs = []
@@ -178,7 +190,8 @@ def replay_build(env_build_dir: Path, model_dir: Path, fingerprint: str, tflm_ro
             isinstance(known, dict)
             and known.get("command") == generic
             and target.is_file()
-            and known.get("inputs") == _dependency_digest(known.get("dependencies", []), model_dir)
+            and known.get("inputs") is not None
+            and known.get("inputs") == _dependency_digest(known.get("dependencies", []), model_dir, cwd)
         ):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -199,15 +212,15 @@ def replay_build(env_build_dir: Path, model_dir: Path, fingerprint: str, tflm_ro
         log_parts.append(f"Compiling {relative}\n{completed.stdout}{completed.stderr}")
         if completed.returncode != 0:
             logger.info("replayed compile of %s failed; running PlatformIO for its diagnostics", relative)
-            objects_path.write_text(json.dumps(objects))
+            objects_path.write_text(json.dumps({"fingerprint": fingerprint, "objects": objects}))
             return None
         dependencies = _read_dependencies(dep_file, model_dir)
         objects[relative] = {
             "command": generic,
             "dependencies": dependencies,
-            "inputs": _dependency_digest(dependencies, model_dir),
+            "inputs": _dependency_digest(dependencies, model_dir, cwd),
         }
-    objects_path.write_text(json.dumps(objects, indent=1))
+    objects_path.write_text(json.dumps({"fingerprint": fingerprint, "objects": objects}, indent=1))
 
     elf_path = fast_dir / "firmware.elf"
     map_path = fast_dir / "firmware.map"

@@ -10,7 +10,7 @@ from handmade_model import write_handmade_model
 from harness.errors import BuildError
 from harness.hil.boards import load_board
 from harness.hil.build import build_dir_for, build_firmware, firmware_fingerprint
-from harness.hil.replay import replay_build
+from harness.hil.replay import _dependency_digest, _read_dependencies, replay_build, write_stamp
 
 PROFILE = load_board("qemu-mps2-an386")
 HELPER_C = "int helper_value(void) { return %d; }\n"
@@ -107,3 +107,36 @@ def test_replay_overflow_is_record(tmp_path):
     assert result.method == "replay"
     assert [overflow.region for overflow in result.overflows] == ["FLASH"]
     assert result.elf_path is None
+
+
+def test_replay_drops_objects_of_other_firmware(tmp_path):
+    variant = _fresh("test-replay-firmware")
+    build_firmware(PROFILE, _model(tmp_path / "a", seed=0), variant=variant)
+    build_firmware(PROFILE, _model(tmp_path / "b", seed=1), variant=variant)
+    env_dir = build_dir_for(PROFILE, "generated", variant) / PROFILE.pio_env
+    # A stamp for another firmware: a header outside the export may have
+    # changed, so no replayed object may be reused.
+    write_stamp(env_dir, "f" * 64, "")
+    outcome = replay_build(env_dir, _model(tmp_path / "c", seed=2), "f" * 64, "")
+    assert sorted(outcome.compiled) == ["model/helper.o", "model/model.o", "runtime/runtime.o"]
+
+
+def test_dependencies_resolve_against_compiler_cwd(tmp_path):
+    cwd = tmp_path / "project"
+    (cwd / "include").mkdir(parents=True)
+    header = cwd / "include" / "board.h"
+    header.write_text("#define A 1\n")
+    model_dir = tmp_path / "my export"
+    model_dir.mkdir()
+    (model_dir / "model.c").write_text("int a;\n")
+    escaped = str(model_dir).replace(" ", "\\ ")
+    dep_file = tmp_path / "model.d"
+    dep_file.write_text(f"model.o: {escaped}/model.c \\\n include/board.h\n")
+
+    names = _read_dependencies(dep_file, model_dir)
+    assert names == ["<model>/model.c", "include/board.h"]
+    before = _dependency_digest(names, model_dir, cwd)
+    header.write_text("#define A 2\n")
+    assert _dependency_digest(names, model_dir, cwd) != before
+    header.unlink()
+    assert _dependency_digest(names, model_dir, cwd) is None
