@@ -244,6 +244,15 @@ static void handle_reset(uint8_t sequence)
     }
 }
 
+#if !HARNESS_EMULATED
+/* Reply to a command that needs semihosting, which only emulated builds use. */
+static void send_needs_semihosting(uint8_t sequence, uint8_t command)
+{
+    send_error(sequence, command, PROTOCOL_ERR_UNSUPPORTED,
+               "this command needs semihosting, which only emulated builds use");
+}
+#endif
+
 static void handle_exit(uint8_t sequence, const uint8_t *payload, uint32_t len)
 {
 #if HARNESS_EMULATED
@@ -253,8 +262,7 @@ static void handle_exit(uint8_t sequence, const uint8_t *payload, uint32_t len)
 #else
     (void)payload;
     (void)len;
-    send_error(sequence, PROTOCOL_CMD_EXIT, PROTOCOL_ERR_UNSUPPORTED,
-               "exit needs semihosting, which only emulated builds use");
+    send_needs_semihosting(sequence, PROTOCOL_CMD_EXIT);
 #endif
 }
 
@@ -263,9 +271,10 @@ static void handle_exit(uint8_t sequence, const uint8_t *payload, uint32_t len)
  * byte at a time, and each byte waits for the emulator's I/O thread to hand
  * it to the CPU thread. A 600-byte input took 16 ms or more, and several
  * hundred ms while other jobs kept the host's cores busy. A semihosting
- * read is one trap in the CPU thread. The host writes all inputs to one file, opens it with INPUT_FILE
- * (payload: the path) and loads each input with LOAD_INPUT_FILE
- * (payload: u32 byte offset); both reply like LOAD_INPUT.
+ * read is one trap in the CPU thread. The host writes all inputs to one
+ * file and opens it with INPUT_FILE (payload: the path). It then loads each
+ * input with LOAD_INPUT_FILE (payload: u32 byte offset). Both reply like
+ * LOAD_INPUT.
  */
 static void handle_input_file(uint8_t sequence, const uint8_t *payload, uint32_t len)
 {
@@ -294,8 +303,7 @@ static void handle_input_file(uint8_t sequence, const uint8_t *payload, uint32_t
 #else
     (void)payload;
     (void)len;
-    send_error(sequence, PROTOCOL_CMD_INPUT_FILE, PROTOCOL_ERR_UNSUPPORTED,
-               "input files need semihosting, which only emulated builds use");
+    send_needs_semihosting(sequence, PROTOCOL_CMD_INPUT_FILE);
 #endif
 }
 
@@ -324,8 +332,7 @@ static void handle_load_input_file(uint8_t sequence, const uint8_t *payload, uin
 #else
     (void)payload;
     (void)len;
-    send_error(sequence, PROTOCOL_CMD_LOAD_INPUT_FILE, PROTOCOL_ERR_UNSUPPORTED,
-               "input files need semihosting, which only emulated builds use");
+    send_needs_semihosting(sequence, PROTOCOL_CMD_LOAD_INPUT_FILE);
 #endif
 }
 

@@ -288,10 +288,10 @@ def _c_bytes(name: str, values: np.ndarray) -> str:
     one string token per line instead of a token per byte:
     arm-none-eabi-gcc 12 compiled 460,000 bytes in 0.16 s against 1.91 s.
     The kernels read the struct through a pointer to its first byte, so the
-    pieces must be contiguous. Char arrays have alignment 1 and GCC and
-    Clang add no padding between them; a typedef with a negative array size
-    makes any compiler that does fail to build instead of reading wrong
-    weights.
+    pieces must be contiguous. Char arrays have alignment 1, and GCC and
+    Clang add no padding between them. A typedef with a negative array size
+    stops the build on a compiler that pads, instead of letting it read
+    wrong weights.
     """
     data = np.ascontiguousarray(values, dtype=np.int8).view(np.uint8).tobytes() or b"\0"
     members = []

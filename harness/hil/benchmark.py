@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,10 +28,7 @@ import numpy as np
 
 from harness.hil.boards import load_board
 from harness.hil.build import RUNTIMES, build_dir_for, build_firmware
-from harness.hil.deploy import BOOT_TIMEOUT_S, input_file_for, load_export, run_on_device, ticks_to_cycles
-from harness.hil.emulators import make_emulator
-from harness.hil.protocol import DeviceClient
-from harness.hil.transport import open_url
+from harness.hil.deploy import load_export, run_on_emulator, ticks_to_cycles
 
 VARIANT = "benchmark"
 
@@ -52,17 +48,9 @@ def run_benchmark(board: str, model_dir: Path, next_model_dir: Path, runtime: st
     bundle = load_export(next_model_dir)
 
     started = time.perf_counter()
-    with make_emulator(profile, steady.elf_path) as emulator, tempfile.TemporaryDirectory() as inputs_dir:
-        with open_url(emulator.url, profile.serial.baud) as port:
-            client = DeviceClient(port, profile.name)
-            client.wait_for_boot(BOOT_TIMEOUT_S)
-            outputs, ticks, _memory = run_on_device(
-                client, bundle, profile.name, input_file=input_file_for(profile, Path(inputs_dir))
-            )
-            client.exit(0)
-            emulator.wait(10.0)
+    outputs, ticks, _memory, identity = run_on_emulator(profile, steady.elf_path, bundle)
     device_seconds = time.perf_counter() - started
-    instructions = ticks_to_cycles(profile, client.identity.cycles_source, ticks)
+    instructions = ticks_to_cycles(profile, identity.cycles_source, ticks)
 
     return {
         "board": board,

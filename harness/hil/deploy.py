@@ -254,10 +254,31 @@ class _BootTimeout(Exception):
     """An emulated board that sent no boot announcement."""
 
 
-def _run_on_emulator(
+def run_on_emulator(
     profile: BoardProfile, elf_path: Path, bundle: ExportBundle
 ) -> tuple[np.ndarray, np.ndarray, DeviceMemory, Identity]:
-    """Run every input on a new emulator; return run_on_device's results and the device identity."""
+    """Run every input of `bundle` on the profile's emulator; return run_on_device's results and the identity.
+
+    Raises DeviceTimeoutError when two emulators in a row send no boot
+    announcement.
+    """
+    try:
+        return _run_on_emulator_once(profile, elf_path, bundle)
+    except _BootTimeout as first:
+        # NOTE: on a loaded host an emulator has accepted the connection
+        # and then sent nothing for 30 s, while the same ELF booted in 0.2 s
+        # when run again. The cause is not known, so the run is repeated
+        # once in a new emulator.
+        logger.warning("board %s: %s; starting a new emulator", profile.name, first)
+        try:
+            return _run_on_emulator_once(profile, elf_path, bundle)
+        except _BootTimeout as second:
+            raise DeviceTimeoutError(f"{first}; in a new emulator again: {second}") from second
+
+
+def _run_on_emulator_once(
+    profile: BoardProfile, elf_path: Path, bundle: ExportBundle
+) -> tuple[np.ndarray, np.ndarray, DeviceMemory, Identity]:
     emulator = make_emulator(profile, elf_path)
     with emulator, tempfile.TemporaryDirectory(prefix="harness-inputs-") as inputs_dir:
         with open_url(emulator.url, profile.serial.baud) as serial_port:
@@ -324,18 +345,7 @@ def deploy(
 
     started = time.perf_counter()
     if profile.emulated:
-        try:
-            outputs, ticks, device_memory, identity = _run_on_emulator(profile, build.elf_path, bundle)
-        except _BootTimeout as first:
-            # NOTE: on a loaded host an emulator has accepted the connection
-            # and then sent nothing for 30 s, while the same ELF booted in
-            # 0.2 s when run again. The cause is not known, so the run is
-            # repeated once in a new emulator.
-            logger.warning("board %s: %s; starting a new emulator", profile.name, first)
-            try:
-                outputs, ticks, device_memory, identity = _run_on_emulator(profile, build.elf_path, bundle)
-            except _BootTimeout as second:
-                raise DeviceTimeoutError(f"{first}; in a new emulator again: {second}") from second
+        outputs, ticks, device_memory, identity = run_on_emulator(profile, build.elf_path, bundle)
     else:
         if upload:
             upload_firmware(profile, model_dir, runtime)

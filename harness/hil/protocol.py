@@ -426,8 +426,10 @@ class DeviceClient:
             raise DeviceError(f"{self.name}: model_invoke returned status {status}")
         return RunResult(output, cycles, status)
 
-    def _retry_after_restart(self, attempt: Callable[[], RunResult], redo: str) -> RunResult:
-        """Run `attempt`; after a device restart identify the device again and run it once more.
+    def _retry_after_restart(
+        self, attempt: Callable[[], RunResult], redo: str, restore: Callable[[], object] | None = None
+    ) -> RunResult:
+        """Run `attempt`; after a device restart identify the device again, call `restore` and run it once more.
 
         The identify checks the model hash given to check_model, if any.
         """
@@ -439,6 +441,8 @@ class DeviceClient:
             self.check_model(self.expected_model_hash)
         else:
             self.identify()
+        if restore is not None:
+            restore()
         return attempt()
 
     def infer(self, data: bytes) -> RunResult:
@@ -470,22 +474,20 @@ class DeviceClient:
         A device restart closes the file, so after one the client reopens
         it before the second attempt.
         """
-        if self.input_file is None:
+        input_file = self.input_file
+        if input_file is None:
             raise DeviceError(f"{self.name}: no input file is open; call open_input_file first")
-        reopen = False
 
         def attempt() -> RunResult:
-            nonlocal reopen
-            if reopen:
-                self.open_input_file(self.input_file)
-            reopen = True
             payload = self.request(Command.LOAD_INPUT_FILE, struct.pack("<I", offset)).payload
             (loaded,) = struct.unpack_from("<I", payload, 0)
             if loaded != input_bytes:
                 raise DeviceError(f"{self.name}: device loaded {loaded} input bytes, expected {input_bytes}")
             return self.run()
 
-        return self._retry_after_restart(attempt, "reopening the input file")
+        return self._retry_after_restart(
+            attempt, "reopening the input file", restore=lambda: self.open_input_file(input_file)
+        )
 
     def memory(self) -> DeviceMemory:
         payload = self.request(Command.MEMORY).payload

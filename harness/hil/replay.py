@@ -139,10 +139,10 @@ def _read_dependencies(dep_file: Path, model_dir: Path) -> list[str]:
 def replay_build(env_build_dir: Path, model_dir: Path, fingerprint: str, tflm_root: str) -> ReplayOutcome | None:
     """Compile `model_dir` and relink from the recipe; None when PlatformIO must build instead.
 
-    The caller holds the build directory's lock.  A failed compile also
-    returns None, so PlatformIO rebuilds and reports the error in its own
-    words; a failed link returns the outcome with `linked` False and the
-    linker's output in `log` (a region overflow is a result, not an error).
+    The caller holds the build directory's lock. A failed compile also
+    returns None, so PlatformIO rebuilds and reports the error itself. A
+    failed link returns the outcome with `linked` False and the linker's
+    output in `log`, because a region overflow is a result, not an error.
     """
     recipe = _load_recipe(env_build_dir, fingerprint, tflm_root)
     if recipe is None:
@@ -164,8 +164,8 @@ def replay_build(env_build_dir: Path, model_dir: Path, fingerprint: str, tflm_ro
         saved = json.loads(objects_path.read_text())
     except (OSError, json.JSONDecodeError):
         saved = {}
-    # Objects replayed for an earlier firmware are never reused, whatever
-    # their dependency hashes say.
+    # Objects replayed for an earlier firmware are never reused, even when
+    # their dependency hashes match.
     objects = saved.get("objects", {}) if saved.get("fingerprint") == fingerprint else {}
 
     renamed: dict[str, str] = {}  # object token in the recipe -> replayed object path
@@ -178,12 +178,12 @@ def replay_build(env_build_dir: Path, model_dir: Path, fingerprint: str, tflm_ro
         argv = [_swap_model_dir(arg, old_dir, new_dir) for arg in entry["argv"]]
         argv[argv.index("-o") + 1] = str(target)
         command = " ".join(_shell_word(arg) for arg in argv)
-        # The command with the export directory as a placeholder, and the
-        # content of every file the last compile read (from gcc -MMD), say
-        # whether the object is current.  The runtime kernels, the same
-        # file in every export, so compile once per study; their object
-        # keeps the first export's path in its debug information, which
-        # changes no byte of the image.
+        # An object is current when its command (with the export directory
+        # as a placeholder) and every file its last compile read (gcc -MMD)
+        # are unchanged. So the runtime kernels, the same file in every
+        # export, compile once per study. Their object keeps the first
+        # export's path in its debug information, which changes no byte of
+        # the image.
         generic = command.replace(new_dir, MODEL_PLACEHOLDER)
         known = objects.get(str(relative))
         if (

@@ -8,10 +8,10 @@
 // the model's identify record, arena and buffers.
 //
 // The resolver and interpreter live in static storage, built once by
-// runtime_init with placement new and never destroyed: a function-local
+// runtime_init with placement new and never destroyed. A function-local
 // static object would register its destructor with __cxa_atexit, which
-// needs __dso_handle from the C runtime start files this firmware does not
-// link.
+// needs __dso_handle from the C runtime start files, and this firmware does
+// not link those.
 
 #include <stdint.h>
 

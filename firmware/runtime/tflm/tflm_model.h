@@ -1,7 +1,7 @@
 /*
- * What the TFLite Micro glue (runtime.cc, compiled once per board) takes
- * from the model's side (model_info.c, compiled with each model): the
- * flatbuffer, the arena and the I/O buffers.  Sizes come from
+ * Interface between the TFLite Micro glue (runtime.cc, compiled once per
+ * board) and the model's side (model_info.c, compiled with each model):
+ * the flatbuffer, the arena and the I/O buffers.  Sizes come from
  * g_runtime_info (input_bytes, output_bytes, arena_bytes), so runtime.cc
  * includes nothing that changes between models.
  *

@@ -20,9 +20,9 @@ import json
 import os
 import sys
 
-# Kernel sources of each op that runtime.cc's add_ops registers; keep the
-# two lists in step (a missing file shows as an undefined Register_* symbol
-# at link time).
+# Kernel sources of each op that runtime.cc's add_ops registers. Keep the
+# two lists in step, because a missing file shows only at link time, as an
+# undefined Register_* symbol.
 KERNEL_SOURCES = {
     "CONV_2D": ["conv.cc", "conv_common.cc"],
     "DEPTHWISE_CONV_2D": ["depthwise_conv.cc", "depthwise_conv_common.cc"],
