@@ -118,3 +118,56 @@ def test_default_iterations_move_policy_far():
     theta, _, _, _ = s.train(starts, reward, torch.Generator().manual_seed(0))
     moved = (final_rollouts(starts, theta, s.shape, s.horizon)[0, -1] - starts[0]).norm()
     assert moved > 0.3, float(moved)
+
+
+class _FixedPosterior:
+    """A stand-in for PosteriorCache with a fixed marginal mean and std per state."""
+
+    def __init__(self, mu, sd):
+        self.mu, self.sd = mu, sd
+
+    def marginal(self, states, dtype=torch.float32):
+        return self.mu.to(dtype), self.sd.to(dtype)
+
+
+def test_score_matches_scalarization_reference():
+    from harness.optim.scalarization import chebyshev, penalized_reward, violation
+
+    # 3 objectives (the first and last with hard bounds) and 1 constraint
+    hard = [True, False, True]
+    s = ARSMOBO(4, 3, 1, hard, negative_scale=1e-3, penalty=2.0, mc_samples=16)
+    gen = torch.Generator().manual_seed(3)
+    M = 5000  # more than one block of states
+    mu = torch.randn(M, 4, generator=gen, dtype=torch.float64) * 0.3 + 0.1
+    sd = torch.rand(M, 4, generator=gen, dtype=torch.float64) * 0.2
+    weights = np.array([0.2, 0.5, 0.3])
+    base = s.base_samples(7)
+    f_star = 0.02
+    got = s.make_score(_FixedPosterior(mu, sd), weights, f_star, base)(torch.zeros(M, 4))
+
+    xi = mu[:, None, :] + sd[:, None, :] * base.double()  # (M, S, 4)
+    y, c = xi[..., :3], xi[..., 3:]
+    f = chebyshev(y, weights, s.rho)
+    r = penalized_reward(f, f_star, violation(y, c, np.array(hard)), 1e-3, 2.0)
+    want = r.mean(dim=-1)
+    # both branches of the reward occur
+    assert (want > 0).any()
+    assert (want < 0).any()
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_perturbed_step_matches_explicit_policies():
+    # The rollout of direction k uses theta + nu phi_k and theta - nu phi_k
+    d, h, L, B, nu = 3, 8, 2, 4, 0.05
+    shape = PolicyShape(d, h)
+    gen = torch.Generator().manual_seed(0)
+    theta = 0.3 * torch.randn(L, shape.n_params, generator=gen, dtype=torch.float64)
+    phi = torch.randn(L * B, shape.n_params, generator=gen, dtype=torch.float64)
+    x = torch.rand(L, B, 2, d, generator=gen, dtype=torch.float64)
+    got = policy_step(x.clone(), shape.split(theta), shape.split(phi), nu)
+    for l in range(L):
+        for b in range(B):
+            for s, sign in enumerate((1.0, -1.0)):
+                th = theta[l] + sign * nu * phi[l * B + b]
+                want = policy_step(x[l, b, s].reshape(1, 1, 1, d).clone(), shape.split(th[None]))
+                torch.testing.assert_close(got[l, b, s], want.reshape(d))

@@ -39,9 +39,7 @@ from harness.optim.scalarization import (
     DEFAULT_NEGATIVE_SCALE,
     DEFAULT_RHO,
     chebyshev,
-    penalized_reward,
     sample_simplex,
-    violation,
 )
 from harness.optim.strategies.base import Strategy
 
@@ -146,21 +144,27 @@ def policy_step(x: torch.Tensor, theta, dirs=None, nu: float = 0.0) -> torch.Ten
        (S = 2: +nu and -nu; S = 1 with `dirs` None: the unperturbed policy).
     theta: split parameters of the L policies, W1 (L, d, h), ...
     dirs: split directions with a leading (L*B) batch, or None.
+
+    The perturbed policy of a direction phi = (P1, p1, P2, p2) computes
+    h = tanh(x W1 + b1 +- nu (x P1 + p1)) and x + h W2 + b2 +- nu (h P2 + p2).
+    The shared part is one matrix product per policy. The direction part is
+    a batch of (S x d) by (d x h) products, each fused with its bias.
     """
     W1, b1, W2, b2 = theta
     L, B, S, d = x.shape
-    pre = torch.einsum("lbsd,ldh->lbsh", x, W1) + b1[:, None, None, :]
+    h = W1.shape[-1]
+    pre = torch.baddbmm(b1[:, None, :], x.reshape(L, B * S, d), W1).reshape(L, B, S, h)
     if dirs is not None:
         P1, p1, P2, p2 = dirs
-        sign = torch.tensor([1.0, -1.0], dtype=x.dtype).view(1, 1, 2, 1)
-        pert = torch.bmm(x.reshape(L * B, S, d), P1).reshape(L, B, S, -1)
-        pre = pre + nu * sign * (pert + p1.reshape(L, B, 1, -1))
-    hdn = torch.tanh(pre)
-    act = torch.einsum("lbsh,lhd->lbsd", hdn, W2) + b2[:, None, None, :]
+        sign = torch.tensor([nu, -nu], dtype=x.dtype).view(1, 1, 2, 1)
+        pert = torch.baddbmm(p1.reshape(L * B, 1, h), x.reshape(L * B, S, d), P1)
+        pre.addcmul_(pert.reshape(L, B, S, h), sign)
+    hdn = pre.tanh_()
+    act = torch.baddbmm(b2[:, None, :], hdn.reshape(L, B * S, h), W2).reshape(L, B, S, d)
     if dirs is not None:
-        pert = torch.bmm(hdn.reshape(L * B, S, -1), P2).reshape(L, B, S, d)
-        act = act + nu * sign * (pert + p2.reshape(L, B, 1, d))
-    return (x + act).clamp_(0.0, 1.0)
+        pert = torch.baddbmm(p2.reshape(L * B, 1, d), hdn.reshape(L * B, S, h), P2)
+        act.addcmul_(pert.reshape(L, B, S, d), sign)
+    return act.add_(x).clamp_(0.0, 1.0)
 
 
 class NoiseTable:
@@ -328,13 +332,22 @@ class ARSMOBO(Strategy):
 
     # -- reward -------------------------------------------------------------
     def make_score(self, cache: PosteriorCache, weights, f_star: float, base: torch.Tensor):
-        """Reward function over states: quasi-MC mean of the penalized improvement."""
+        """Reward function over states: quasi-MC mean of the penalized improvement.
+
+        It computes the reward of `chebyshev`, `violation` and
+        `penalized_reward` in `harness.optim.scalarization` (a test checks
+        that they agree) in few passes over blocks of posterior samples,
+        because it runs on every rollout state of every ARS iteration.
+        """
         m = self.n_objectives
-        hard = self.hard
         dtype = self.dtype
         w = torch.as_tensor(weights, dtype=dtype)
+        hard = torch.as_tensor(np.asarray(self.hard, dtype=float), dtype=dtype)
+        any_hard = bool(hard.any())
         z = base.to(dtype)  # (S, m + k)
-        chunk = max(1, 131_072 // (z.shape[0] * z.shape[1]))
+        n_samples, width = z.shape
+        chunk = max(1, 262_144 // (n_samples * width))
+        rho, ns, pen = self.rho, self.negative_scale, self.penalty
 
         def score(states: torch.Tensor) -> torch.Tensor:
             mu, sd = cache.marginal(states, dtype=dtype)  # (M, m + k)
@@ -342,12 +355,22 @@ class ARSMOBO(Strategy):
             for s in range(0, states.shape[0], chunk):
                 # posterior samples of this block, (c, S, m + k); small blocks stay in cache
                 xi = torch.addcmul(mu[s : s + chunk, None, :], sd[s : s + chunk, None, :], z)
-                y, c = xi[..., :m], xi[..., m:]
+                y = xi[..., :m]
                 prod = y * w
-                f = prod.amin(dim=-1).add_(prod.sum(dim=-1), alpha=self.rho)
-                v = violation(y, c, hard)
-                r = penalized_reward(f, f_star, v, self.negative_scale, self.penalty)
-                out[s : s + chunk] = r.mean(dim=-1)
+                d = prod.amin(dim=-1).add_(prod.sum(dim=-1), alpha=rho).sub_(f_star)
+                viol = None
+                if any_hard:
+                    viol = y.neg().clamp_(min=0.0) @ hard
+                if width > m:
+                    cv = xi[..., m:].clamp(min=0.0).sum(dim=-1)
+                    viol = cv if viol is None else viol.add_(cv)
+                # an improvement counts when positive and feasible, and a shortfall counts ns times
+                r = d.clamp(max=0.0).mul_(ns)
+                gain = d.clamp_(min=0.0)
+                if viol is not None:
+                    gain.mul_(viol <= 0)
+                    r.sub_(viol, alpha=pen)
+                out[s : s + chunk] = r.add_(gain).mean(dim=-1)
             return out
 
         return score
