@@ -123,8 +123,15 @@ def run_benchmark(
     done = defaultdict(int)
     for r in read_rows(path):
         done[(r["problem"], r["strategy"], r["seed"])] += 1
+    options = {k: dict(v) for k, v in (options or {}).items()}
+    if jobs > 1:
+        from harness.optim.gp import available_cores
+
+        # Parallel runs share the cores, so each ARS-MOBO run scores on its share of them.
+        ars = options.setdefault("ars", {})
+        ars.setdefault("score_threads", max(1, available_cores() // jobs))
     tasks = [
-        (p, s, seed, budget, n_init, (options or {}).get(s, {}))
+        (p, s, seed, budget, n_init, options.get(s, {}))
         for p in problems
         for seed in range(seeds)
         for s in strategies

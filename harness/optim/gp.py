@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import warnings
 
 import numpy as np
@@ -54,6 +55,14 @@ def single_threaded(threads: int = 1):
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def available_cores() -> int:
+    """Return the number of CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # platforms without CPU affinity
+        return max(1, os.cpu_count() or 1)
 
 
 def fit_outputs(

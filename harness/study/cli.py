@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.study.config import STRATEGIES, build_config, load_study_file, parse_space_flag
+from harness.study.config import (
+    STRATEGIES,
+    build_config,
+    load_study_file,
+    parse_space_flag,
+    parse_strategy_option_flag,
+)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -44,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         "calibration_samples": args.calibration_samples,
         "runtime": args.runtime,
         "space": parse_space_flag(args.param) or None,
+        "strategy_options": parse_strategy_option_flag(args.strategy_option) or None,
     }
     config = build_config(file_fields, flags)
     try:
@@ -90,6 +97,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--network", help="network name (default dscnn_se)")
     run.add_argument("--board", help="board profile (default qemu-mps2-an386)")
     run.add_argument("--strategy", choices=STRATEGIES, help="optimizer (default ars)")
+    run.add_argument(
+        "--strategy-option", action="append", metavar="KEY=VALUE",
+        help="strategy option, repeatable, e.g. learning_rate=0.01 (see docs/optimizers.md)",
+    )
     run.add_argument("--trials", type=int, help="total finished trials (complete or infeasible)")
     run.add_argument("--seed", type=int, help="study seed")
     run.add_argument("--preset", help="search space preset: default, published or small")

@@ -21,6 +21,9 @@ on the command line override the file. Example:
     flash_bytes = 1048576
     ram_bytes = 262144
     flops = 1e9
+
+    [strategy_options] # keyword options of the strategy (docs/optimizers.md)
+    iterations = 20
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class StudyConfig:
     gate_min_logit_cosine: float = 0.95
     max_failures: int | None = None
     storage: str | None = None
+    strategy_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def validate(self) -> StudyConfig:
         """Check every field; return self.
@@ -140,6 +144,7 @@ class StudyConfig:
             raise ConfigError(
                 "optimize_latency needs a latency limit to normalize by: set constraints.latency_cycles"
             )
+        self._check_strategy_options()
         # Builds the space once so that bad intervals fail before anything runs.
         space = self.search_space()
         start = next(p for p in space.all_parameters if p.name == "prune_start")
@@ -150,6 +155,16 @@ class StudyConfig:
                 "every proposal needs prune_start <= prune_end, so keep prune_start's high <= prune_end's low"
             )
         return self
+
+    def _check_strategy_options(self) -> None:
+        """Raise ConfigError for strategy options the strategy rejects, before anything runs."""
+        from harness.optim.optimizer import make_strategy
+
+        if not isinstance(self.strategy_options, dict):
+            raise ConfigError(
+                f"study field 'strategy_options': value {self.strategy_options!r} is invalid; allowed: a table"
+            )
+        make_strategy(self.strategy, 2, 2, 0, [False, False], self.seed, **self.strategy_options)
 
     @property
     def study_name(self) -> str:
@@ -198,7 +213,7 @@ def load_study_file(path: Path) -> dict[str, Any]:
     unknown = sorted(set(content) - _FIELDS)
     if unknown:
         raise ConfigError(f"study file {path}: unknown keys {unknown}; allowed: {sorted(_FIELDS)}")
-    for table in ("space", "constraints"):
+    for table in ("space", "constraints", "strategy_options"):
         if table in content and not isinstance(content[table], dict):
             raise ConfigError(f"study file {path}: {table!r} must be a table ([{table}])")
     return content
@@ -219,13 +234,29 @@ def parse_space_flag(items: list[str] | None) -> dict[str, Any]:
     return result
 
 
+def parse_strategy_option_flag(items: list[str] | None) -> dict[str, Any]:
+    """Parse `--strategy-option KEY=VALUE` flags; values are Python literals, else strings."""
+    import ast
+
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--strategy-option {item!r}: expected KEY=VALUE, e.g. iterations=10")
+        try:
+            result[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            result[key.strip()] = value.strip()
+    return result
+
+
 def build_config(file_fields: Mapping[str, Any], flag_fields: Mapping[str, Any]) -> StudyConfig:
-    """Merge TOML fields and flags (flags win; `space` and `constraints` merge per key)."""
+    """Merge TOML fields and flags (flags win; `space`, `constraints` and `strategy_options` merge per key)."""
     merged: dict[str, Any] = dict(file_fields)
     for key, value in flag_fields.items():
         if value is None:
             continue
-        if key in ("space", "constraints"):
+        if key in ("space", "constraints", "strategy_options"):
             merged[key] = {**merged.get(key, {}), **value}
         else:
             merged[key] = value

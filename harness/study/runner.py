@@ -137,7 +137,11 @@ def make_sampler(config: StudyConfig, limits: dict[str, float]):
     objectives = [Objective("accuracy", "maximize", bound=0.0, ideal=1.0, hard=False)]
     objectives += [Objective(name, "minimize", bound=limits[name], hard=True) for name in objective_names(limits)[1:]]
     return StrategySampler(
-        config.strategy, seed=config.seed, n_init=config.initial_trials, objectives=objectives
+        config.strategy,
+        seed=config.seed,
+        n_init=config.initial_trials,
+        options=config.strategy_options,
+        objectives=objectives,
     )
 
 

@@ -88,6 +88,7 @@ def test_start_states_fill_from_next_layers_then_infeasible():
         ("horizon", 0, "horizon"),
         ("learning_rate", -1.0, "learning_rate"),
         ("n_policies", 0, "n_policies"),
+        ("score_threads", -1, "score_threads"),
     ],
 )
 def test_ars_rejects_invalid_options(option, value, text):

@@ -1,7 +1,12 @@
 import pytest
 
 from harness.errors import ConfigError, StudyError
-from harness.study.config import build_config, load_study_file, parse_space_flag
+from harness.study.config import (
+    build_config,
+    load_study_file,
+    parse_space_flag,
+    parse_strategy_option_flag,
+)
 from harness.study.runner import prepare_directory
 
 
@@ -27,6 +32,19 @@ def test_space_flag_forms():
         parse_space_flag(["epochs=a:b"])
 
 
+def test_strategy_options_from_toml_and_flags(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text("[strategy_options]\niterations = 8\nlearning_rate = 0.01\n")
+    flags = {"strategy_options": parse_strategy_option_flag(["iterations=6", "float64=True"])}
+    config = build_config(load_study_file(path), flags)
+    assert config.strategy_options == {"iterations": 6, "learning_rate": 0.01, "float64": True}
+
+
+def test_strategy_option_flag_needs_key_and_value():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_strategy_option_flag(["iterations"])
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -46,6 +64,9 @@ def test_space_flag_forms():
         ({"space": {"lr_gamma": True}}, "'lr_gamma': value True is not a number"),
         ({"space": {"prune_start": 0.9, "prune_end": 0.85}}, "pruning intervals overlap"),
         ({"space": {"prune_start": [0.5, 0.9]}}, "pruning intervals overlap"),
+        ({"strategy_options": {"learning_rate": -1.0}}, "learning_rate"),
+        ({"strategy_options": {"no_such_option": 1}}, "invalid option for strategy 'ars'"),
+        ({"strategy_options": 3}, "'strategy_options': value 3 is invalid; allowed: a table"),
     ],
 )
 def test_invalid_study_fields(fields, message):
@@ -77,3 +98,11 @@ def test_corrupt_study_file_reported(tmp_path):
     (tmp_path / "study.json").write_text("{not json")
     with pytest.raises(StudyError, match="study.json is not valid JSON"):
         prepare_directory(build_config({"out": tmp_path}, {}), resume=False)
+
+
+def test_sampler_gets_strategy_options():
+    from harness.study.runner import make_sampler
+
+    config = build_config({"strategy_options": {"iterations": 6}}, {})
+    limits = {"flash_bytes": 1e6, "ram_bytes": 2e5, "flops": 1e9}
+    assert make_sampler(config, limits).options == {"iterations": 6}

@@ -33,7 +33,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from harness.optim._validate import check_float, check_int
-from harness.optim.gp import PosteriorCache, fit_outputs, single_threaded
+from harness.optim.gp import PosteriorCache, available_cores, fit_outputs, single_threaded
 from harness.optim.hypervolume import pareto_mask
 from harness.optim.scalarization import (
     DEFAULT_NEGATIVE_SCALE,
@@ -276,7 +276,9 @@ class ARSMOBO(Strategy):
         hidden (64), iterations (ARS updates per proposal, 20), rho (0.005),
         negative_scale (1e-3), penalty (1.0, weight of constraint violation),
         mc_samples (quasi-MC base samples per state, 32),
-        threads (torch threads for model work, 1), float64 (score in double).
+        threads (torch threads for the GP fit, 1), score_threads (torch
+        threads for scoring rollout states, 0: one per core this process may
+        use), float64 (score in double).
     """
 
     name = "ars"
@@ -302,6 +304,7 @@ class ARSMOBO(Strategy):
         penalty: float = 1.0,
         mc_samples: int = 32,
         threads: int = 1,
+        score_threads: int = 0,
         float64: bool = False,
     ):
         super().__init__(dim, n_objectives, n_constraints, hard, seed)
@@ -324,6 +327,9 @@ class ARSMOBO(Strategy):
         self.penalty = check_float("penalty", penalty, 0.0)
         self.mc_samples = check_int("mc_samples", mc_samples, 1)
         self.threads = check_int("threads", threads, 1)
+        # The batched posterior products scale with cores, while the GP fit's
+        # small factorizations run faster on one thread on the 2-core machine.
+        self.score_threads = check_int("score_threads", score_threads, 0)
         self.dtype = torch.float64 if float64 else torch.float32
         self.shape = PolicyShape(dim, self.hidden)
         self._table: NoiseTable | None = None
@@ -412,6 +418,7 @@ class ARSMOBO(Strategy):
             outputs = np.hstack([obs.Y, obs.C]) if obs.n_constraints else obs.Y
             model = fit_outputs(obs.X, outputs, previous=self._previous_model)
             self._previous_model = model
+        with single_threaded(self.score_threads or available_cores()):
             while len(out) < n:
                 X_pend = np.vstack([pending] + [np.atleast_2d(p) for p in out]) if (
                     len(pending) or out
