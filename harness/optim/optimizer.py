@@ -18,6 +18,7 @@ infeasible, failed); values are never NaN.
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 
@@ -66,7 +67,11 @@ def make_strategy(
     try:
         return klass(dim, n_objectives, n_constraints, hard, seed, **options)
     except TypeError as err:
-        raise ConfigError(f"invalid option for strategy {name!r}: {err}") from None
+        fixed = {"self", "dim", "n_objectives", "n_constraints", "hard", "seed"}
+        allowed = [p for p in inspect.signature(klass.__init__).parameters if p not in fixed]
+        raise ConfigError(
+            f"invalid option for strategy {name!r}: {err}; allowed options: {', '.join(allowed) or 'none'}"
+        ) from None
 
 
 def latin_hypercube(n: int, dim: int, seed: int) -> np.ndarray:
