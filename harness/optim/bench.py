@@ -45,8 +45,13 @@ def run_one(
     budget: int,
     n_init: int = 10,
     options: dict | None = None,
+    partial: Path | None = None,
 ) -> list[dict]:
-    """Run one optimization and return its rows (one per evaluation)."""
+    """Run one optimization and return its rows (one per evaluation).
+
+    With `partial`, each row is also appended to that csv as soon as it
+    exists, so a run that is killed leaves its curve so far on disk.
+    """
     import torch
 
     torch.set_num_threads(1)
@@ -56,6 +61,9 @@ def run_one(
         n_init=n_init, options=options or {},
     )
     rows = []
+    if partial is not None:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        _write(partial, [], mode="w")
     for i in range(budget):
         t0 = time.perf_counter()
         x = opt.ask(1)[0]
@@ -76,14 +84,32 @@ def run_one(
                 "proposal_seconds": seconds,
             }
         )
+        if partial is not None:
+            _write(partial, rows[-1:], mode="a")
+        if (i + 1) % 25 == 0 and i + 1 < budget:
+            log.info("%s/%s seed %d: %d of %d evaluations, hv %.4f",
+                     problem, strategy, seed, i + 1, budget, opt.hypervolume)
     return rows
 
 
+def _partial_path(out: Path, problem: str, strategy: str, seed: int) -> Path:
+    """Return the csv a run in progress writes its rows to (removed once they are in hv.csv)."""
+    return out / "partial" / f"{problem}-{strategy}-{seed}.csv"
+
+
 def _worker(args):
-    problem, strategy, seed, budget, n_init, options = args
+    problem, strategy, seed, budget, n_init, options, out = args
     t0 = time.perf_counter()
-    rows = run_one(problem, strategy, seed, budget, n_init, options)
+    partial = _partial_path(out, problem, strategy, seed)
+    rows = run_one(problem, strategy, seed, budget, n_init, options, partial=partial)
     return args, rows, time.perf_counter() - t0
+
+
+def _finish(path: Path, args, rows: list[dict], seconds: float) -> None:
+    """Append a finished run to hv.csv and drop its partial file."""
+    _write(path, rows, mode="a")
+    _partial_path(args[-1], *args[:3]).unlink(missing_ok=True)
+    log.info("done %s/%s seed %d in %.0f s: hv %.4f", *args[:3], seconds, rows[-1]["hypervolume"])
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -131,7 +157,7 @@ def run_benchmark(
         ars = options.setdefault("ars", {})
         ars.setdefault("score_threads", max(1, available_cores() // jobs))
     tasks = [
-        (p, s, seed, budget, n_init, options.get(s, {}))
+        (p, s, seed, budget, n_init, options.get(s, {}), out)
         for p in problems
         for seed in range(seeds)
         for s in strategies
@@ -146,18 +172,12 @@ def run_benchmark(
     log.info("benchmark: %d runs to do, %d jobs, writing %s", len(tasks), jobs, path)
     if jobs <= 1:
         for task in tasks:
-            args, rows, secs = _worker(task)
-            _write(path, rows, mode="a")
-            log.info("done %s/%s seed %d in %.0f s: hv %.4f", *args[:3], secs, rows[-1]["hypervolume"])
+            _finish(path, *_worker(task))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(_worker, t) for t in tasks]
             for fut in as_completed(futures):
-                args, rows, secs = fut.result()
-                _write(path, rows, mode="a")
-                log.info(
-                    "done %s/%s seed %d in %.0f s: hv %.4f", *args[:3], secs, rows[-1]["hypervolume"]
-                )
+                _finish(path, *fut.result())
     return path
 
 

@@ -99,3 +99,37 @@ def test_proposal_time_reports_cpu_seconds():
     assert (r["problem"], r["strategy"], r["n"], r["dim"]) == ("branincurrin", "ars", 12, 2)
     assert r["seconds"] > 0
     assert r["cpu_seconds"] > 0
+
+
+def test_killed_run_keeps_rows_so_far(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())",
+         "bench", "optimizers", "--problems", "passino", "--strategies", "random",
+         "--seeds", "1", "--budget", "1000000", "--out", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    partial = tmp_path / "partial" / "passino-random-0.csv"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        # Count whole lines only, because the file grows while it is read.
+        if partial.exists() and partial.read_text().count("\n") > 20:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rows = read_rows(partial)
+    assert len(rows) >= 20
+    assert [r["evaluation"] for r in rows] == list(range(1, len(rows) + 1))
+    assert read_rows(tmp_path / "hv.csv") == []
+
+
+def test_finished_run_drops_partial_file(tmp_path):
+    run_benchmark(["passino"], ["random"], seeds=1, budget=5, out=tmp_path)
+    assert len(read_rows(tmp_path / "hv.csv")) == 5
+    assert not (tmp_path / "partial" / "passino-random-0.csv").exists()
