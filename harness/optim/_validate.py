@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import numbers
 
 from harness.errors import ConfigError
+
+
+def option_value(text: str):
+    """Return the Python literal written in `text` (number, bool, list...), else `text` itself.
+
+    Strategy options given on a command line arrive as strings.
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _range_text(low, high, low_open: bool = False, high_open: bool = False) -> str:

@@ -107,9 +107,11 @@ def _worker(args):
 
 def _finish(path: Path, args, rows: list[dict], seconds: float) -> None:
     """Append a finished run to hv.csv and drop its partial file."""
+    problem, strategy, seed, *_, out = args
     _write(path, rows, mode="a")
-    _partial_path(args[-1], *args[:3]).unlink(missing_ok=True)
-    log.info("done %s/%s seed %d in %.0f s: hv %.4f", *args[:3], seconds, rows[-1]["hypervolume"])
+    _partial_path(out, problem, strategy, seed).unlink(missing_ok=True)
+    hypervolume = rows[-1]["hypervolume"]
+    log.info("done %s/%s seed %d in %.0f s: hv %.4f", problem, strategy, seed, seconds, hypervolume)
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import shlex
 import sys
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.optim._validate import option_value
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +24,7 @@ def _parse_options(items: list[str] | None) -> dict[str, dict]:
             raise ConfigError(
                 f"--option {item!r}: expected STRATEGY.KEY=VALUE, for example ars.iterations=10"
             )
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        options.setdefault(strategy, {})[name] = value
+        options.setdefault(strategy, {})[name] = option_value(raw)
     return options
 
 

@@ -236,17 +236,14 @@ def parse_space_flag(items: list[str] | None) -> dict[str, Any]:
 
 def parse_strategy_option_flag(items: list[str] | None) -> dict[str, Any]:
     """Parse `--strategy-option KEY=VALUE` flags; values are Python literals, else strings."""
-    import ast
+    from harness.optim._validate import option_value
 
     result: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise ConfigError(f"--strategy-option {item!r}: expected KEY=VALUE, e.g. iterations=10")
-        try:
-            result[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            result[key.strip()] = value.strip()
+        result[key.strip()] = option_value(value.strip())
     return result
 
 
