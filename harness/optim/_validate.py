@@ -8,6 +8,9 @@ import numbers
 
 from harness.errors import ConfigError
 
+#: the largest accepted thread count: torch.set_num_threads raises on huge values, but only mid-run
+MAX_THREADS = 1024
+
 
 def option_value(text: str):
     """Return the Python literal written in `text` (number, bool, list...), else `text` itself.
@@ -16,7 +19,7 @@ def option_value(text: str):
     """
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
         return text
 
 
@@ -62,6 +65,13 @@ def check_float(
         bad |= value >= high if high_open else value > high
     if bad:
         raise ConfigError(f"argument `{name}` must be a number in {rng}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """Return `value` if it is a bool, else raise ConfigError (the string "false" is not False)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"argument `{name}` must be True or False, got {value!r}")
     return value
 
 

@@ -8,7 +8,8 @@ time and appends one row per evaluation to ``hv.csv``:
 (the feasible hypervolume after that evaluation, normalized objectives,
 reference point at the origin; the wall time of the `ask` that proposed
 the point). Runs already complete in an existing ``hv.csv`` are skipped, so
-an interrupted benchmark resumes. `plot_hypervolume` draws the median and
+an interrupted benchmark resumes; ``settings.json`` records the budget,
+initial design and options, and a rerun with other settings is rejected. `plot_hypervolume` draws the median and
 interquartile band per strategy, one panel per problem, and
 `write_summary` ranks the strategies per problem by median final
 hypervolume.
@@ -17,6 +18,7 @@ hypervolume.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.optim.optimizer import STRATEGIES, Optimizer
+from harness.optim.optimizer import STRATEGIES, Optimizer, make_strategy
 from harness.optim.problems import get_problem
 
 log = logging.getLogger(__name__)
@@ -116,15 +118,35 @@ def _finish(path: Path, args, rows: list[dict], seconds: float) -> None:
 
 def read_rows(path: Path) -> list[dict]:
     """Rows of an hv.csv with numeric fields converted."""
-    if not path.exists():
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
         return []
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        r["seed"] = int(r["seed"])
-        r["evaluation"] = int(r["evaluation"])
-        r["hypervolume"] = float(r["hypervolume"])
-        r["proposal_seconds"] = float(r["proposal_seconds"])
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise ConfigError(
+                    f"{path}: header is {reader.fieldnames!r}, expected {','.join(COLUMNS)}; "
+                    "fix or move the file away"
+                )
+            rows = []
+            line = 1
+            for r in reader:
+                line = reader.line_num
+                if None in r or None in r.values():
+                    raise ValueError(f"expected {len(COLUMNS)} fields")
+                r["seed"] = int(r["seed"])
+                r["evaluation"] = int(r["evaluation"])
+                r["hypervolume"] = float(r["hypervolume"])
+                r["proposal_seconds"] = float(r["proposal_seconds"])
+                rows.append(r)
+    except ConfigError:
+        raise
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError(f"{path}: failed to read as a benchmark csv: {err}") from None
+    except ValueError as err:
+        raise ConfigError(
+            f"{path}, line {line}: malformed row ({err}); delete that run's rows or move the file away"
+        ) from None
     return rows
 
 
@@ -146,12 +168,34 @@ def run_benchmark(
         get_problem(p)  # raises ConfigError for an unknown name
     if budget < 1 or seeds < 1:
         raise ConfigError(f"--budget and --seeds must be at least 1, got {budget} and {seeds}")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    problems = list(dict.fromkeys(problems))  # a name given twice would run (and be written) twice
+    strategies = list(dict.fromkeys(strategies))
+    options = {k: dict(v) for k, v in (options or {}).items()}
+    for s in options:
+        if s not in strategies:
+            raise ConfigError(
+                f"--option {s}.*: strategy {s!r} is not benchmarked; --strategies are {', '.join(strategies)}"
+            )
+    _check_options(problems, strategies, options)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, budget, n_init, options)
     path = out / "hv.csv"
     done = defaultdict(int)
     for r in read_rows(path):
         done[(r["problem"], r["strategy"], r["seed"])] += 1
-    options = {k: dict(v) for k, v in (options or {}).items()}
+    for problem, strategy, seed in [k for k, n in done.items() if n == budget]:
+        # a kill between the append to hv.csv and this file's removal leaves it behind
+        _partial_path(out, problem, strategy, seed).unlink(missing_ok=True)
+    longer = sorted({n for n in done.values() if n > budget})
+    if longer:
+        raise ConfigError(
+            f"{path} contains runs of {longer[-1]} evaluations, more than --budget {budget}; "
+            "use the same --budget or another --out"
+        )
     if jobs > 1:
         from harness.optim.gp import available_cores
 
@@ -169,7 +213,7 @@ def run_benchmark(
         # a run cut short: drop its partial rows, it is rerun from the start
         keep = [r for r in read_rows(path) if done[(r["problem"], r["strategy"], r["seed"])] >= budget]
         _write(path, keep, mode="w")
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         _write(path, [], mode="w")
     log.info("benchmark: %d runs to do, %d jobs, writing %s", len(tasks), jobs, path)
     if jobs <= 1:
@@ -183,11 +227,61 @@ def run_benchmark(
     return path
 
 
+def _check_options(problems: Sequence[str], strategies: Sequence[str], options: dict[str, dict]) -> None:
+    """Build every strategy once, so a bad option fails before the first run, not hours later."""
+    for problem in problems:
+        prob = get_problem(problem)
+        hard = [o.hard for o in prob.objectives]
+        for strategy in strategies:
+            make_strategy(
+                strategy, prob.dim, len(prob.objectives), len(prob.constraints), hard, 0,
+                **options.get(strategy, {}),
+            )
+
+
+def _check_settings(out: Path, budget: int, n_init: int, options: dict[str, dict]) -> None:
+    """Record budget, initial design and options in out/settings.json; reject a rerun that changes them.
+
+    Rows from other settings would be mixed into the same medians, or
+    complete runs taken for unfinished ones.
+    """
+    path = out / "settings.json"
+    settings = {"budget": budget, "n_init": n_init, "options": options}
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: failed to read ({err}); fix or move it away") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {saved!r}; fix or move it away")
+    for key, value in settings.items():
+        # JSON turns tuples into lists, so compare through the same round trip
+        if json.loads(json.dumps(value)) != saved.get(key):
+            raise ConfigError(
+                f"{out} was run with {key} {saved.get(key)!r}, this command requests {value!r}; "
+                "use the same settings or another --out"
+            )
+
+
 def _write(path: Path, rows: list[dict], mode: str) -> None:
-    new = mode == "w" or not path.exists()
-    with path.open(mode, newline="") as fh:
+    """Append rows, or with mode "w" replace the file atomically (a kill leaves the old or the new one)."""
+    if mode == "w":
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        _append(tmp, rows, header=True)
+        os.replace(tmp, path)
+        return
+    _append(path, rows, header=not path.exists() or path.stat().st_size == 0)
+
+
+def _append(path: Path, rows: list[dict], header: bool) -> None:
+    with path.open("a", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS)
-        if new:
+        if header:
             w.writeheader()
         for r in rows:
             w.writerow({**r, "hypervolume": f"{r['hypervolume']:.6f}", "proposal_seconds": f"{r['proposal_seconds']:.3f}"})
@@ -210,6 +304,8 @@ def proposal_time(
     """
     import torch
 
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1 evaluated point, got {n}")
     torch.set_num_threads(1)
     prob = get_problem(problem)
     opt = Optimizer(prob.dim, prob.objectives, prob.constraints, strategy=strategy, seed=seed,

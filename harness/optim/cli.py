@@ -20,11 +20,14 @@ def _parse_options(items: list[str] | None) -> dict[str, dict]:
     for item in items or []:
         key, sep, raw = item.partition("=")
         strategy, dot, name = key.partition(".")
+        strategy, name = strategy.strip(), name.strip()
         if not sep or not dot or not strategy or not name:
             raise ConfigError(
                 f"--option {item!r}: expected STRATEGY.KEY=VALUE, for example ars.iterations=10"
             )
-        options.setdefault(strategy, {})[name] = option_value(raw)
+        if name in options.get(strategy, {}):
+            raise ConfigError(f"--option {item!r}: {strategy}.{name} is given more than once")
+        options.setdefault(strategy, {})[name] = option_value(raw.strip())
     return options
 
 

@@ -55,6 +55,7 @@ def make_strategy(
     n_constraints: int,
     hard,
     seed: int = 0,
+    /,
     **options,
 ) -> Strategy:
     """Instantiate a registered strategy; unknown names and options raise ConfigError."""
@@ -64,10 +65,16 @@ def make_strategy(
         )
     module, cls = STRATEGIES[name].split(":")
     klass = getattr(importlib.import_module(module), cls)
+    fixed = {"self", "dim", "n_objectives", "n_constraints", "hard", "seed"}
+    reserved = sorted(set(options) & fixed)
+    if reserved:
+        raise ConfigError(
+            f"invalid option for strategy {name!r}: {', '.join(map(repr, reserved))} is set by the "
+            "problem or the study, not by a strategy option"
+        )
     try:
         return klass(dim, n_objectives, n_constraints, hard, seed, **options)
     except TypeError as err:
-        fixed = {"self", "dim", "n_objectives", "n_constraints", "hard", "seed"}
         allowed = [p for p in inspect.signature(klass.__init__).parameters if p not in fixed]
         raise ConfigError(
             f"invalid option for strategy {name!r}: {err}; allowed options: {', '.join(allowed) or 'none'}"

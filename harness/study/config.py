@@ -243,6 +243,8 @@ def parse_strategy_option_flag(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise ConfigError(f"--strategy-option {item!r}: expected KEY=VALUE, e.g. iterations=10")
+        if key.strip() in result:
+            raise ConfigError(f"--strategy-option {item!r}: {key.strip()} is given more than once")
         result[key.strip()] = option_value(value.strip())
     return result
 

@@ -133,3 +133,96 @@ def test_finished_run_drops_partial_file(tmp_path):
     run_benchmark(["passino"], ["random"], seeds=1, budget=5, out=tmp_path)
     assert len(read_rows(tmp_path / "hv.csv")) == 5
     assert not (tmp_path / "partial" / "passino-random-0.csv").exists()
+
+
+def test_option_for_absent_strategy_rejected(tmp_path):
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="strategy 'ars' is not benchmarked"):
+        run_benchmark(["passino"], ["random"], 1, 5, tmp_path, options={"ars": {"iterations": 3}})
+
+
+def test_bad_option_fails_before_first_run(tmp_path):
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="allowed options"):
+        run_benchmark(["passino"], ["random", "ars"], 1, 5, tmp_path, options={"ars": {"bogus": 1}})
+    assert read_rows(tmp_path / "hv.csv") == []
+
+
+def test_jobs_below_one_rejected(tmp_path):
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--jobs must be at least 1"):
+        run_benchmark(["passino"], ["random"], 1, 5, tmp_path, jobs=0)
+
+
+def test_repeated_strategy_runs_once(tmp_path):
+    run_benchmark(["passino", "passino"], ["random", "random"], 1, 5, tmp_path)
+    assert len(read_rows(tmp_path / "hv.csv")) == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [({"budget": 4}, "budget"), ({"n_init": 3}, "n_init"), ({"options": {"lhs": {"design_size": 7}}}, "options")],
+)
+def test_rerun_with_other_settings_rejected(tmp_path, change, key):
+    from harness.errors import ConfigError
+
+    settings = {"budget": 5, "n_init": 2, "options": {"lhs": {"design_size": 5}}}
+    run_benchmark(["passino"], ["lhs"], 1, out=tmp_path, **settings)
+    with pytest.raises(ConfigError, match=f"was run with {key}"):
+        run_benchmark(["passino"], ["lhs"], 1, out=tmp_path, **{**settings, **change})
+    assert len(read_rows(tmp_path / "hv.csv")) == 5
+
+
+def test_empty_csv_gets_header(tmp_path):
+    (tmp_path / "hv.csv").write_text("")
+    run_benchmark(["passino"], ["random"], 1, 5, tmp_path)
+    assert len(read_rows(tmp_path / "hv.csv")) == 5
+
+
+def test_malformed_row_names_file_and_line(tmp_path):
+    from harness.errors import ConfigError
+
+    run_benchmark(["passino"], ["random"], 1, 5, tmp_path)
+    path = tmp_path / "hv.csv"
+    path.write_text(path.read_text() + "passino,random,1,1,0.5\n")
+    with pytest.raises(ConfigError, match="line 7: malformed row"):
+        read_rows(path)
+
+
+def test_wrong_header_rejected(tmp_path):
+    from harness.errors import ConfigError
+
+    (tmp_path / "hv.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigError, match="expected problem,strategy"):
+        run_benchmark(["passino"], ["random"], 1, 5, tmp_path)
+
+
+def test_rerun_drops_stale_partial_file(tmp_path):
+    run_benchmark(["passino"], ["random"], 1, 5, tmp_path)
+    stale = tmp_path / "partial" / "passino-random-0.csv"
+    stale.write_text(",".join(COLUMNS) + "\n")
+    run_benchmark(["passino"], ["random"], 1, 5, tmp_path)
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [(["ars=5"], "expected STRATEGY.KEY=VALUE"), (["ars.iterations=3", "ars.iterations=5"], "given more than once")],
+)
+def test_option_flag_errors(items, message):
+    from harness.errors import ConfigError
+    from harness.optim.cli import _parse_options
+
+    with pytest.raises(ConfigError, match=message):
+        _parse_options(items)
+
+
+def test_proposal_time_needs_points():
+    from harness.errors import ConfigError
+    from harness.optim.bench import proposal_time
+
+    with pytest.raises(ConfigError, match="--n must be at least 1"):
+        proposal_time("passino", "random", n=0)

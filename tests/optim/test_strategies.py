@@ -98,3 +98,29 @@ def test_ars_with_failures_and_no_feasible_point():
     assert x.shape == (problem.dim,)
     assert [t.state for t in opt.trials][:2] == [TrialState.FAILED, TrialState.INFEASIBLE]
     assert opt.hypervolume == 0.0
+
+
+@pytest.mark.parametrize("name", ["seed", "dim", "hard"])
+def test_problem_fixed_names_rejected_as_options(name):
+    from harness.errors import ConfigError
+    from harness.optim.optimizer import make_strategy
+
+    with pytest.raises(ConfigError, match="set by the problem or the study"):
+        make_strategy("random", 2, 2, 0, [False, False], 0, **{name: 1})
+
+
+@pytest.mark.parametrize("value", ["false", 0, 0.5])
+def test_ars_float64_must_be_bool(value):
+    from harness.errors import ConfigError
+    from harness.optim.optimizer import make_strategy
+
+    with pytest.raises(ConfigError, match="`float64` must be True or False"):
+        make_strategy("ars", 2, 2, 0, [False, False], 0, float64=value)
+
+
+def test_huge_thread_count_rejected():
+    from harness.errors import ConfigError
+    from harness.optim.optimizer import make_strategy
+
+    with pytest.raises(ConfigError, match="score_threads"):
+        make_strategy("ars", 2, 2, 0, [False, False], 0, score_threads=2**40)

@@ -106,3 +106,15 @@ def test_sampler_gets_strategy_options():
     config = build_config({"strategy_options": {"iterations": 6}}, {})
     limits = {"flash_bytes": 1e6, "ram_bytes": 2e5, "flops": 1e9}
     assert make_sampler(config, limits).options == {"iterations": 6}
+
+
+def test_strategy_option_flag_given_twice_rejected():
+    with pytest.raises(ConfigError, match="given more than once"):
+        parse_strategy_option_flag(["iterations=6", "iterations=8"])
+
+
+def test_deeply_nested_option_value_kept_as_text():
+    from harness.optim._validate import option_value
+
+    text = "-" * 3000 + "1"
+    assert option_value(text) == text

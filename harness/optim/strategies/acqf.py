@@ -23,7 +23,7 @@ from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.optim import optimize_acqf
 
-from harness.optim._validate import check_int
+from harness.optim._validate import MAX_THREADS, check_int
 from harness.optim.gp import fit_outputs, single_threaded
 from harness.optim.scalarization import sample_simplex
 from harness.optim.strategies.base import Strategy
@@ -49,7 +49,7 @@ class _AcqfStrategy(Strategy):
         self.num_restarts = check_int("num_restarts", num_restarts, 1)
         self.raw_samples = check_int("raw_samples", raw_samples, 1)
         self.maxiter = check_int("maxiter", maxiter, 1)
-        self.threads = check_int("threads", threads, 1)
+        self.threads = check_int("threads", threads, 1, MAX_THREADS)
         self._previous_model = None
 
     def constraint_callables(self):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from harness.optim._validate import check_float, check_int
+from harness.optim._validate import MAX_THREADS, check_bool, check_float, check_int
 from harness.optim.gp import PosteriorCache, available_cores, fit_outputs, single_threaded
 from harness.optim.hypervolume import pareto_mask
 from harness.optim.scalarization import (
@@ -326,11 +326,11 @@ class ARSMOBO(Strategy):
         self.negative_scale = check_float("negative_scale", negative_scale, 0.0)
         self.penalty = check_float("penalty", penalty, 0.0)
         self.mc_samples = check_int("mc_samples", mc_samples, 1)
-        self.threads = check_int("threads", threads, 1)
+        self.threads = check_int("threads", threads, 1, MAX_THREADS)
         # The batched posterior products scale with cores, while the GP fit's
         # small factorizations run faster on one thread on the 2-core machine.
-        self.score_threads = check_int("score_threads", score_threads, 0)
-        self.dtype = torch.float64 if float64 else torch.float32
+        self.score_threads = check_int("score_threads", score_threads, 0, MAX_THREADS)
+        self.dtype = torch.float64 if check_bool("float64", float64) else torch.float32
         self.shape = PolicyShape(dim, self.hidden)
         self._table: NoiseTable | None = None
         self._previous_model = None

@@ -34,7 +34,7 @@ from botorch.utils.multi_objective.box_decompositions.non_dominated import (
 )
 from scipy.stats import qmc
 
-from harness.optim._validate import check_float, check_int
+from harness.optim._validate import MAX_THREADS, check_float, check_int
 from harness.optim.gp import PosteriorCache, fit_outputs, single_threaded
 from harness.optim.hypervolume import contributions, hypervolume, pareto_mask
 from harness.optim.scalarization import chebyshev, sample_simplex, violation
@@ -100,7 +100,7 @@ class _TrustRegionBase(Strategy):
             1,
         )
         self.rho = check_float("rho", rho, 0.0)
-        self.threads = check_int("threads", threads, 1)
+        self.threads = check_int("threads", threads, 1, MAX_THREADS)
         self._previous_model = None
         self._origin: dict[bytes, tuple] = {}  # proposal -> (region index, reference values)
 
