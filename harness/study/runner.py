@@ -41,7 +41,9 @@ OBJECTIVE_NAMES = ("accuracy", "flash_bytes", "ram_bytes", "flops")
 # Fields that define what a study optimizes; resuming with another value would
 # mix incomparable trials in one study.
 _IDENTITY_FIELDS = ("name", "dataset", "network", "board", "strategy", "seed", "preset", "space", "constraints",
-                    "runtime", "accuracy_split", "optimize_latency")
+                    "runtime", "accuracy_split", "optimize_latency", "strategy_options")
+# The value an identity field had in studies saved before the field existed.
+_IDENTITY_DEFAULTS = {"strategy_options": {}}
 
 
 def objective_names(limits: dict[str, float]) -> list[str]:
@@ -96,9 +98,10 @@ def check_directory(config: StudyConfig, resume: bool) -> None:
         if _has_trials(saved):
             current = json.loads(json.dumps(config.as_dict(), default=str))
             for field in _IDENTITY_FIELDS:
-                if saved.get(field) != current.get(field):
+                saved_value = saved.get(field, _IDENTITY_DEFAULTS.get(field))
+                if saved_value != current.get(field):
                     raise ConfigError(
-                        f"{directory} contains a study with {field}={saved.get(field)!r}, not "
+                        f"{directory} contains a study with {field}={saved_value!r}, not "
                         f"{current.get(field)!r}; use another --out directory or the same settings"
                     )
     elif resume:

@@ -168,7 +168,21 @@ def test_sigterm_records_interrupted_trial(tmp_path):
     assert study.trials[1].system_attrs["fixed_params"] == study.trials[0].params
 
 
-@pytest.mark.parametrize("change", [["--network", "dscnn_se"], ["--name", "other"]])
+@pytest.mark.parametrize(
+    "change", [["--network", "dscnn_se"], ["--name", "other"], ["--strategy-option", "iterations=6"]]
+)
 def test_other_settings_on_existing_study_rejected(tiny_study, change, capsys):
     assert main(["run", *TINY, "--trials", "4", "--out", str(tiny_study), *change]) == 2
     assert "contains a study with" in capsys.readouterr().err
+
+
+def test_study_saved_before_strategy_options_reruns(tiny_study):
+    path = tiny_study / "study.json"
+    text = path.read_text()
+    saved = json.loads(text)
+    del saved["strategy_options"]
+    path.write_text(json.dumps(saved))
+    try:
+        assert main(["run", *TINY, "--trials", "4", "--out", str(tiny_study)]) == 0
+    finally:
+        path.write_text(text)
