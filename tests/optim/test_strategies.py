@@ -124,3 +124,20 @@ def test_huge_thread_count_rejected():
 
     with pytest.raises(ConfigError, match="score_threads"):
         make_strategy("ars", 2, 2, 0, [False, False], 0, score_threads=2**40)
+
+
+def test_turbo_length_min_below_initial_length():
+    from harness.errors import ConfigError
+    from harness.optim.optimizer import make_strategy
+
+    with pytest.raises(ConfigError, match="`length_min` must be a number in"):
+        make_strategy("turbo", 2, 2, 0, [False, False], 0, length_min=0.9)
+
+
+def test_long_option_value_shortened_in_error():
+    from harness.errors import ConfigError
+    from harness.optim.optimizer import make_strategy
+
+    with pytest.raises(ConfigError) as info:
+        make_strategy("ars", 2, 2, 0, [False, False], 0, iterations="x" * 20000)
+    assert len(str(info.value)) < 300

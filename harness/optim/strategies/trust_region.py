@@ -91,7 +91,10 @@ class _TrustRegionBase(Strategy):
             "n_candidates", n_candidates if n_candidates is not None else min(2000, 100 * dim), 1
         )
         self.length_init = check_float("length_init", length_init, 0.0, low_open=True)
-        self.length_min = check_float("length_min", length_min, 0.0, low_open=True)
+        # A floor at or above the initial length would restart the region at its first shrink.
+        self.length_min = check_float(
+            "length_min", length_min, 0.0, self.length_init, low_open=True, high_open=True
+        )
         self.length_max = check_float("length_max", length_max, self.length_init)
         self.success_tolerance = check_int("success_tolerance", success_tolerance, 1)
         self.failure_tolerance = check_int(
