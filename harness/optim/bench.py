@@ -8,11 +8,11 @@ time and appends one row per evaluation to ``hv.csv``:
 (the feasible hypervolume after that evaluation, normalized objectives,
 reference point at the origin; the wall time of the `ask` that proposed
 the point). Runs already complete in an existing ``hv.csv`` are skipped, so
-an interrupted benchmark resumes; ``settings.json`` records the budget,
-initial design and options, and a rerun with other settings is rejected. `plot_hypervolume` draws the median and
-interquartile band per strategy, one panel per problem, and
-`write_summary` ranks the strategies per problem by median final
-hypervolume.
+an interrupted benchmark resumes. ``settings.json`` records the budget,
+initial design and options, and a rerun with other settings is rejected.
+`plot_hypervolume` draws the median and interquartile band per strategy,
+one panel per problem, and `write_summary` ranks the strategies per
+problem by median final hypervolume.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def run_benchmark(
         raise ConfigError(f"--budget and --seeds must be at least 1, got {budget} and {seeds}")
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    problems = list(dict.fromkeys(problems))  # a name given twice would run (and be written) twice
+    problems = list(dict.fromkeys(problems))  # a name given twice would otherwise run twice
     strategies = list(dict.fromkeys(strategies))
     options = {k: dict(v) for k, v in (options or {}).items()}
     for s in options:
@@ -182,20 +182,22 @@ def run_benchmark(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, budget, n_init, options)
+    settings = _check_settings(out, budget, n_init, options)
     path = out / "hv.csv"
     done = defaultdict(int)
     for r in read_rows(path):
         done[(r["problem"], r["strategy"], r["seed"])] += 1
-    for problem, strategy, seed in [k for k, n in done.items() if n == budget]:
-        # a kill between the append to hv.csv and this file's removal leaves it behind
-        _partial_path(out, problem, strategy, seed).unlink(missing_ok=True)
+    # A directory written before settings.json existed records its budget only in its row counts.
     longer = sorted({n for n in done.values() if n > budget})
     if longer:
         raise ConfigError(
             f"{path} contains runs of {longer[-1]} evaluations, more than --budget {budget}; "
             "use the same --budget or another --out"
         )
+    _save_settings(out, settings)
+    for problem, strategy, seed in [k for k, n in done.items() if n == budget]:
+        # A kill between the append to hv.csv and the removal of this file leaves it behind.
+        _partial_path(out, problem, strategy, seed).unlink(missing_ok=True)
     if jobs > 1:
         from harness.optim.gp import available_cores
 
@@ -239,8 +241,8 @@ def _check_options(problems: Sequence[str], strategies: Sequence[str], options: 
             )
 
 
-def _check_settings(out: Path, budget: int, n_init: int, options: dict[str, dict]) -> None:
-    """Record budget, initial design and options in out/settings.json; reject a rerun that changes them.
+def _check_settings(out: Path, budget: int, n_init: int, options: dict[str, dict]) -> dict:
+    """Return this command's settings, or raise ConfigError if out/settings.json records others.
 
     Rows from other settings would be mixed into the same medians, or
     complete runs taken for unfinished ones.
@@ -248,10 +250,7 @@ def _check_settings(out: Path, budget: int, n_init: int, options: dict[str, dict
     path = out / "settings.json"
     settings = {"budget": budget, "n_init": n_init, "options": options}
     if not path.exists():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        return
+        return settings
     try:
         saved = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -265,6 +264,17 @@ def _check_settings(out: Path, budget: int, n_init: int, options: dict[str, dict
                 f"{out} was run with {key} {saved.get(key)!r}, this command requests {value!r}; "
                 "use the same settings or another --out"
             )
+    return settings
+
+
+def _save_settings(out: Path, settings: dict) -> None:
+    """Write out/settings.json if it is missing, through a temporary file so a kill leaves no partial one."""
+    path = out / "settings.json"
+    if path.exists():
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def _write(path: Path, rows: list[dict], mode: str) -> None:

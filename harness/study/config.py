@@ -219,16 +219,23 @@ def load_study_file(path: Path) -> dict[str, Any]:
     return content
 
 
+def _split_flag(flag: str, item: str, usage: str) -> tuple[str, str]:
+    """Split a `KEY=VALUE` flag value into its stripped key and value, or raise ConfigError."""
+    key, sep, value = item.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key or not value:
+        raise ConfigError(f"{flag} {item!r}: expected {usage}")
+    return key, value
+
+
 def parse_space_flag(items: list[str] | None) -> dict[str, Any]:
     """Parse `--param KEY=LOW:HIGH` (an interval) or `KEY=VALUE` (fixed) flags."""
     result: dict[str, Any] = {}
     for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ConfigError(f"--param {item!r}: expected KEY=LOW:HIGH or KEY=VALUE, e.g. epochs=20:60")
+        key, value = _split_flag("--param", item, "KEY=LOW:HIGH or KEY=VALUE, e.g. epochs=20:60")
         low, colon, high = value.partition(":")
         try:
-            result[key.strip()] = [float(low), float(high)] if colon else float(value)
+            result[key] = [float(low), float(high)] if colon else float(value)
         except ValueError:
             raise ConfigError(f"--param {item!r}: {value!r} is not a number or LOW:HIGH interval") from None
     return result
@@ -240,12 +247,10 @@ def parse_strategy_option_flag(items: list[str] | None) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ConfigError(f"--strategy-option {item!r}: expected KEY=VALUE, e.g. iterations=10")
-        if key.strip() in result:
-            raise ConfigError(f"--strategy-option {item!r}: {key.strip()} is given more than once")
-        result[key.strip()] = option_value(value.strip())
+        key, value = _split_flag("--strategy-option", item, "KEY=VALUE, e.g. iterations=10")
+        if key in result:
+            raise ConfigError(f"--strategy-option {item!r}: {key} is given more than once")
+        result[key] = option_value(value)
     return result
 
 

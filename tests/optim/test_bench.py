@@ -226,3 +226,14 @@ def test_proposal_time_needs_points():
 
     with pytest.raises(ConfigError, match="--n must be at least 1"):
         proposal_time("passino", "random", n=0)
+
+
+def test_shorter_budget_keeps_old_settings(tmp_path):
+    from harness.errors import ConfigError
+
+    run_benchmark(["passino"], ["random"], 1, 5, tmp_path)
+    (tmp_path / "settings.json").unlink()
+    with pytest.raises(ConfigError, match="more than --budget 3"):
+        run_benchmark(["passino"], ["random"], 1, 3, tmp_path)
+    run_benchmark(["passino"], ["random"], 1, 5, tmp_path)
+    assert len(read_rows(tmp_path / "hv.csv")) == 5

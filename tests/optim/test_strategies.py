@@ -101,7 +101,7 @@ def test_ars_with_failures_and_no_feasible_point():
 
 
 @pytest.mark.parametrize("name", ["seed", "dim", "hard"])
-def test_problem_fixed_names_rejected_as_options(name):
+def test_reserved_option_names_rejected(name):
     from harness.errors import ConfigError
     from harness.optim.optimizer import make_strategy
 

@@ -113,7 +113,7 @@ def test_strategy_option_flag_given_twice_rejected():
         parse_strategy_option_flag(["iterations=6", "iterations=8"])
 
 
-def test_deeply_nested_option_value_kept_as_text():
+def test_nested_option_value_kept_as_text():
     from harness.optim._validate import option_value
 
     text = "-" * 3000 + "1"
